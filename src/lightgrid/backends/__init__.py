@@ -1,0 +1,1 @@
+"""Workload managers behind one interface (`Backend`), one implementation per module."""

@@ -1,0 +1,1 @@
+"""The `lightgrid` command line (Typer + Rich)."""
