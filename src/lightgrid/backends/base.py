@@ -47,7 +47,7 @@ class SubmitRequest:
     time_limit: int  # seconds
     script: str
     workdir: str
-    stdout: str  # absolute path pattern, already expanded except %a for arrays
+    stdout: str  # absolute path; the backend expands Slurm's %j %A %a %u %x per task
     stderr: str
     environment: Mapping[str, str] = field(default_factory=dict)
     export: str = "ALL"

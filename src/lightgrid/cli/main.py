@@ -12,9 +12,21 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from lightgrid.cli import sim
+_registered = False
 
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from lightgrid.cli import admin, files, jobs, server, sim
+
+    app.command()(server.serve)
+    app.command()(server.demo)
+    jobs.register(app)
+    files.register(app)
+    admin.register(app)
     sim.register(app)
 
 

@@ -176,7 +176,11 @@ def normalize(request: ResourceRequest, partition: Partition) -> Allocation:
     nodes = request.nodes
     cpus = max(request.ntasks * request.cpus_per_task, nodes)
     cpus_per_node = math.ceil(cpus / nodes)
-    if request.mem_per_node is not None:
+    # --mem=0 asks for all the memory of each node, as in Slurm.
+    whole_node_mem = request.mem_per_node == 0
+    if whole_node_mem:
+        mem_per_node = 0
+    elif request.mem_per_node is not None:
         mem_per_node = request.mem_per_node
     else:
         per_cpu = request.mem_per_cpu or partition.mem_per_cpu_default()
@@ -209,6 +213,8 @@ def normalize(request: ResourceRequest, partition: Partition) -> Allocation:
             f"{nodes} nodes requested but partition {partition.name!r} has only "
             f"{available_nodes} nodes that fit the per-node request", field="nodes")
     node_type = min(fitting, key=lambda nt: (nt.cores, nt.mem, nt.gpus))
+    if whole_node_mem:
+        mem_per_node = node_type.mem
     if request.exclusive:
         cpus_per_node, mem_per_node = node_type.cores, node_type.mem
         gpus_per_node = node_type.gpus

@@ -1,0 +1,31 @@
+"""Request dependencies: the center and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from lightgrid.center.access import Principal
+from lightgrid.center.service import Center
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_center(request: Request) -> Center:
+    return request.app.state.center  # type: ignore[no-any-return]
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    center: Center = request.app.state.center
+    token = credentials.credentials if credentials else None
+    return await run_in_threadpool(center.auth.authenticate, token)
+
+
+CenterDep = Annotated[Center, Depends(get_center)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,1 @@
+"""The center core's services: tenancy, access, jobs, files, and the center itself."""

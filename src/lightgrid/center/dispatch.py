@@ -1,0 +1,282 @@
+"""Moving jobs between the store and the backend.
+
+`Dispatcher.dispatch` hands stored jobs to the backend exactly once; `Dispatcher.sync`
+polls the backend for state changes and records them (with usage when a job ends);
+`Dispatcher.reconcile` runs at start-up and adopts jobs that the backend accepted just
+before a crash. One in-process claim set keeps the request path and the background
+loop from dispatching the same job twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lightgrid.backends.base import (
+    Backend,
+    BackendDependency,
+    JobStatus,
+    SubmitRequest,
+    UsageRecord,
+)
+from lightgrid.center.jobs import JobService
+from lightgrid.core.errors import BackendRejected, BackendUnavailable
+from lightgrid.core.jobs import ArraySpec, DependencyKind, JobState
+from lightgrid.core.resources import Allocation, Tres
+from lightgrid.store.models import Job, Project, User
+
+log = logging.getLogger(__name__)
+
+#: Called in the transaction that records a job's end, with its usage record.
+FinishHook = Callable[[Session, Job, UsageRecord | None], None]
+
+
+class Dispatcher:
+    def __init__(self, factory: sessionmaker[Session], backend: Backend,
+                 jobs: JobService) -> None:
+        self.factory = factory
+        self.backend = backend
+        self.jobs = jobs
+        self.finish_hooks: list[FinishHook] = []
+        self._claims: set[str] = set()
+        self._claim_lock = threading.Lock()
+        self.backend_error: str | None = None
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def _claim(self, job_ids: Sequence[str]) -> bool:
+        with self._claim_lock:
+            if any(j in self._claims for j in job_ids):
+                return False
+            self._claims.update(job_ids)
+            return True
+
+    def _release(self, job_ids: Sequence[str]) -> None:
+        with self._claim_lock:
+            self._claims.difference_update(job_ids)
+
+    def dispatch(self, rows: Sequence[Job]) -> None:
+        """Hand one submission (a job, or all tasks of one array) to the backend.
+
+        Raises BackendRejected after recording the refusal on the jobs; leaves them
+        queued for a retry on BackendUnavailable.
+        """
+        ids = [r.id for r in rows]
+        if not self._claim(ids):
+            return
+        try:
+            self._dispatch_claimed(ids)
+        finally:
+            self._release(ids)
+
+    def _dispatch_claimed(self, ids: Sequence[str]) -> None:
+        with self.factory() as session:
+            rows = list(session.scalars(select(Job).where(Job.id.in_(ids))
+                                        .order_by(Job.number)))
+            if not rows or any(r.backend_id for r in rows) \
+                    or rows[0].state != JobState.PENDING.value:
+                return
+            request = self._request(session, rows)
+        if request is None:
+            return
+        try:
+            result = self.backend.submit(request)
+        except BackendUnavailable as exc:
+            self.backend_error = exc.message
+            with self.factory() as session, session.begin():
+                for row in session.scalars(select(Job).where(Job.id.in_(ids))):
+                    row.reason = "BackendUnavailable"
+            return
+        except BackendRejected as exc:
+            with self.factory() as session, session.begin():
+                for row in session.scalars(select(Job).where(Job.id.in_(ids))):
+                    self.jobs.record_transition(session, row, JobState.FAILED,
+                                                f"rejected: {exc.message}"[:200])
+                    for hook in self.finish_hooks:
+                        hook(session, row, None)
+            raise
+        self.backend_error = None
+        with self.factory() as session, session.begin():
+            for row in session.scalars(select(Job).where(Job.id.in_(ids))):
+                if row.array_task_id is not None:
+                    row.backend_id = result.task_backend_ids.get(row.array_task_id)
+                else:
+                    row.backend_id = result.backend_id
+                if row.reason in ("Submitted", "BackendUnavailable"):
+                    row.reason = "Priority"
+
+    def _request(self, session: Session, rows: Sequence[Job]) -> SubmitRequest | None:
+        first = rows[0]
+        project = session.get(Project, first.project_id)
+        user = session.get(User, first.user_id)
+        assert project is not None and user is not None
+        deps: list[BackendDependency] = []
+        for dep in first.spec.get("dependencies", []):
+            backend_ids = list(session.scalars(select(Job.backend_id).where(
+                Job.id.in_(dep["job_ids"]))))
+            if any(b is None for b in backend_ids):
+                return None  # a dependency is not dispatched yet: wait for it
+            deps.append(BackendDependency(DependencyKind(dep["kind"]),
+                                          tuple(b for b in backend_ids if b)))
+        array = None
+        if first.array_job_number is not None:
+            array = ArraySpec(tuple(r.array_task_id for r in rows  # type: ignore[misc]
+                                    if r.array_task_id is not None),
+                              first.spec.get("array", {}).get("max_running"))
+        spec = first.spec
+        default_out = "slurm-%A_%a.out" if array else "slurm-%j.out"
+        workdir = Path(first.workdir)
+        stdout = str(workdir / (spec.get("stdout") or default_out))
+        stderr = str(workdir / spec["stderr"]) if spec.get("stderr") else stdout
+        tres = Tres(first.cpus, first.mem, first.gpus, first.exclusive_nodes)
+        allocation = Allocation(tres=tres, nodes=first.nodes,
+                                cpus_per_node=-(-first.cpus // first.nodes),
+                                mem_per_node=-(-first.mem // first.nodes),
+                                gpus_per_node=-(-first.gpus // first.nodes),
+                                gpu_type=first.gpu_type)
+        return SubmitRequest(
+            job_id=first.id, job_number=first.number, name=first.name,
+            user=user.username, account=project.name, partition=first.partition,
+            allocation=allocation, time_limit=first.time_limit, script=first.script,
+            workdir=first.workdir, stdout=stdout, stderr=stderr,
+            environment=_export_env(spec.get("export") or "ALL"),
+            export=spec.get("export") or "ALL", dependencies=deps, array=array,
+            task_job_ids=[r.id for r in rows] if array else (),
+            task_numbers=[r.number for r in rows] if array else (), qos=first.qos)
+
+    def dispatch_pending(self) -> int:
+        """Retry every stored job that the backend has not accepted yet."""
+        with self.factory() as session:
+            rows = list(session.scalars(select(Job).where(
+                Job.backend_id.is_(None), Job.state == JobState.PENDING.value)
+                .order_by(Job.number)))
+        groups: dict[object, list[Job]] = {}
+        for row in rows:
+            groups.setdefault(row.array_job_number or row.id, []).append(row)
+        done = 0
+        for group in groups.values():
+            try:
+                self.dispatch(group)
+                done += 1
+            except BackendRejected:
+                continue
+        return done
+
+    def reconcile(self) -> None:
+        """Adopt jobs the backend accepted before a crash, then dispatch the rest."""
+        with self.factory() as session:
+            rows = list(session.scalars(select(Job).where(
+                Job.backend_id.is_(None), Job.state == JobState.PENDING.value)))
+        for row in rows:
+            try:
+                found = self.backend.find_by_platform_id(row.id)
+            except BackendUnavailable:
+                return
+            if found:
+                self._adopt(row.id, found)
+        self.dispatch_pending()
+
+    def _adopt(self, job_id: str, found: list[JobStatus]) -> None:
+        with self.factory() as session, session.begin():
+            row = session.get(Job, job_id)
+            if row is None or row.backend_id:
+                return
+            row.backend_id = found[0].backend_id
+            log.info("adopted job %s as backend job %s", row.number, row.backend_id)
+
+    # -- state sync ----------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Record every state change the backend reports; returns how many changed."""
+        with self.factory() as session:
+            active = list(session.execute(select(Job.id, Job.backend_id, Job.state).where(
+                Job.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
+                Job.backend_id.is_not(None))).tuples())
+        if not active:
+            return 0
+        try:
+            statuses = self.backend.poll([b for _, b, _ in active if b])
+        except BackendUnavailable as exc:
+            self.backend_error = exc.message
+            return 0
+        self.backend_error = None
+        changed = [(jid, statuses[bid]) for jid, bid, state in active
+                   if bid in statuses and _differs(state, statuses[bid])]
+        if not changed:
+            return 0
+        finished = [s.backend_id for _, s in changed if s.state.is_terminal]
+        usage = self.backend.usage(finished) if finished else {}
+        with self.factory() as session, session.begin():
+            for job_id, status in changed:
+                row = session.get(Job, job_id, with_for_update=True)
+                if row is None:
+                    continue
+                self._apply(session, row, status, usage.get(status.backend_id))
+        return len(changed)
+
+    def _apply(self, session: Session, row: Job, status: JobStatus,
+               usage: UsageRecord | None) -> None:
+        current = JobState(row.state)
+        target = status.state
+        if current == target:
+            row.reason = status.reason[:200]
+            return
+        if current is JobState.PENDING and target.is_terminal and status.start_time:
+            # Started and ended between two polls: record the RUNNING step too.
+            self.jobs.record_transition(session, row, JobState.RUNNING, "None",
+                                        status.start_time)
+        self.jobs.record_transition(session, row, target, status.reason[:200],
+                                    status.end_time if target.is_terminal
+                                    else status.start_time)
+        if target is JobState.PENDING:  # requeued
+            row.start_time = row.end_time = row.exit_code = None
+            return
+        row.start_time = status.start_time or row.start_time
+        if target.is_terminal:
+            row.end_time = status.end_time
+            row.exit_code = status.exit_code
+            if usage is not None:
+                row.elapsed = usage.elapsed
+                row.cpu_time = usage.cpu_time
+                row.max_rss = usage.max_rss
+            for hook in self.finish_hooks:
+                hook(session, row, usage)
+
+    def cancel(self, rows: Sequence[Job]) -> None:
+        """Cancel jobs: at the backend when dispatched, directly when not."""
+        undispatched = [r.id for r in rows if r.backend_id is None]
+        for row in rows:
+            if row.backend_id is not None:
+                self.backend.cancel(row.backend_id)
+        if undispatched:
+            with self.factory() as session, session.begin():
+                for row in session.scalars(select(Job).where(Job.id.in_(undispatched))):
+                    if row.backend_id is None and not JobState(row.state).is_terminal:
+                        self.jobs.record_transition(session, row, JobState.CANCELLED,
+                                                    "cancelled")
+                        for hook in self.finish_hooks:
+                            hook(session, row, None)
+        self.sync()
+
+
+def _differs(state: str, status: JobStatus) -> bool:
+    return state != status.state.value
+
+
+def _export_env(export: str) -> dict[str, str]:
+    """Variables named in ``--export=NAME=value,...`` (ALL/NONE carry no values)."""
+    out: dict[str, str] = {}
+    if export.upper() in ("ALL", "NONE"):
+        return out
+    for item in export.split(","):
+        name, sep, value = item.partition("=")
+        if name.upper() in ("ALL", "NONE"):
+            continue
+        if sep:
+            out[name] = value
+    return out

@@ -1,0 +1,341 @@
+"""Job submission, lookup, listing, cancel and requeue.
+
+Submission is an outbox: the job rows are committed first (with no backend id), then
+handed to the backend, then the backend id is stored. If the service dies in between,
+`Dispatcher.reconcile` finds the job at the backend by its platform id and adopts it,
+so a job is never submitted twice and never lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from lightgrid.center.access import Principal
+from lightgrid.center.tenancy import get_project
+from lightgrid.core.errors import Conflict, InvalidRequest, NotFound
+from lightgrid.core.jobs import JobSpec, JobState, check_transition, expand_output_pattern
+from lightgrid.core.resources import Allocation, Partition, normalize
+from lightgrid.store.base import utcnow
+from lightgrid.store.models import Counter, Job, JobEvent, Organization, Project, User
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What an admission hook sees of a submission before it is stored."""
+
+    principal: Principal
+    project: Project
+    organization: Organization
+    partition: Partition
+    allocation: Allocation
+    spec: JobSpec
+    time_limit: int
+    task_count: int
+
+
+#: Called inside the submitting transaction; raise to refuse (e.g. not enough funds).
+AdmissionHook = Callable[[Session, Admission, Sequence[Job]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    states: tuple[str, ...] = ()
+    user: str | None = None
+    project: str | None = None
+    partition: str | None = None
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+    array_job: int | None = None
+
+
+def parse_job_ref(ref: str) -> tuple[str, Any]:
+    """A job reference: a number (``42``), an array task (``42_3``) or a platform id."""
+    ref = ref.strip()
+    if ref.isdigit():
+        return "number", int(ref)
+    if "_" in ref:
+        head, _, tail = ref.partition("_")
+        if head.isdigit() and tail.isdigit():
+            return "task", (int(head), int(tail))
+    if len(ref) == 36 and ref.count("-") == 4:
+        return "id", ref
+    raise InvalidRequest(f"{ref!r} is not a job number, array task (N_I) or job id",
+                         field="job")
+
+
+class JobService:
+    """Jobs as the API and CLI see them; all authorization happens here."""
+
+    def __init__(self, factory: sessionmaker[Session], partitions: dict[str, Partition],
+                 default_partition: str, data_dir: Path) -> None:
+        self.factory = factory
+        self.partitions = partitions
+        self.default_partition = default_partition
+        self.data_dir = data_dir
+        self.admission_hooks: list[AdmissionHook] = []
+
+    # -- paths -------------------------------------------------------------------
+
+    def home_dir(self, username: str) -> Path:
+        return self.data_dir / "home" / username
+
+    def project_dir(self, project: str) -> Path:
+        return self.data_dir / "projects" / project
+
+    def _workdir(self, spec: JobSpec, principal: Principal, project: Project) -> Path:
+        home = self.home_dir(principal.username)
+        if not spec.chdir:
+            return home
+        raw = spec.chdir
+        roots = [home, self.project_dir(project.name)]
+        path = Path(raw) if os.path.isabs(raw) else home / raw
+        resolved = Path(os.path.normpath(path))
+        for root in roots:
+            if resolved == root or root in resolved.parents:
+                return resolved
+        raise InvalidRequest(f"--chdir {raw!r} is outside your home and project workspace",
+                             field="chdir")
+
+    # -- submission --------------------------------------------------------------
+
+    def validate(self, principal: Principal, spec: JobSpec,
+                 session: Session) -> tuple[Project, Partition, Allocation, int]:
+        """Resolve project and partition and normalise resources; raise on bad input."""
+        project = self._project_for(session, principal, spec.account)
+        pname = spec.partition or self.default_partition
+        partition = self.partitions.get(pname)
+        if partition is None:
+            known = ", ".join(sorted(self.partitions))
+            raise InvalidRequest(f"unknown partition {pname!r} (known: {known})",
+                                 field="partition")
+        time_limit = spec.time_limit if spec.time_limit is not None else partition.default_time
+        if time_limit <= 0:
+            raise InvalidRequest("time limit must be positive", field="time_limit")
+        if partition.max_time is not None and time_limit > partition.max_time:
+            from lightgrid.core.sbatch import format_time
+
+            raise InvalidRequest(
+                f"time limit {format_time(time_limit)} exceeds the maximum "
+                f"{format_time(partition.max_time)} of partition {partition.name!r}",
+                field="time_limit")
+        allocation = normalize(spec.resource_request(), partition)
+        return project, partition, allocation, time_limit
+
+    def _project_for(self, session: Session, principal: Principal,
+                     account: str | None) -> Project:
+        if account is None:
+            if len(principal.project_names) == 1:
+                account = next(iter(principal.project_names))
+            else:
+                names = ", ".join(sorted(principal.project_names)) or "none"
+                raise InvalidRequest(f"no account (project) given; yours: {names}",
+                                     field="account")
+        pid = principal.project_names.get(account)
+        if pid is None and not principal.is_operator:
+            raise InvalidRequest(f"you are not a member of project {account!r}",
+                                 field="account")
+        project = session.get(Project, pid) if pid else get_project(session, account)
+        if project is None or not project.active:
+            raise InvalidRequest(f"project {account!r} is not active", field="account")
+        return project
+
+    def submit(self, principal: Principal, spec: JobSpec) -> list[Job]:
+        """Validate, admit and store a job (one row per array task); not yet dispatched."""
+        with self.factory() as session, session.begin():
+            project, partition, allocation, time_limit = self.validate(principal, spec,
+                                                                       session)
+            org = session.get(Organization, project.org_id)
+            assert org is not None
+            deps = self._resolve_dependencies(session, principal, spec)
+            indices: Sequence[int | None] = spec.array.indices if spec.array else [None]
+            numbers = self._next_numbers(session, len(indices))
+            admission = Admission(principal, project, org, partition, allocation, spec,
+                                  time_limit, len(indices))
+            workdir = self._workdir(spec, principal, project)
+            name = spec.name or _default_name(spec.script)
+            default_out = "slurm-%A_%a.out" if spec.array else "slurm-%j.out"
+            spec_json = _spec_to_json(spec, deps)
+            now = utcnow()
+            rows: list[Job] = []
+            first = numbers[0]
+            for number, index in zip(numbers, indices, strict=True):
+                def out_path(pattern: str | None, _n: int = number,
+                             _i: int | None = index) -> str:
+                    expanded = expand_output_pattern(
+                        pattern or default_out, job_number=_n,
+                        array_job=first if spec.array else None, array_task=_i,
+                        user=principal.username, name=name)
+                    return str(workdir / expanded)
+
+                stdout = out_path(spec.stdout)
+                stderr = out_path(spec.stderr) if spec.stderr else stdout
+                rows.append(Job(
+                    number=number, name=name, user_id=principal.user_id,
+                    project_id=project.id, org_id=org.id, partition=partition.name,
+                    qos=spec.qos, state=JobState.PENDING.value, reason="Submitted",
+                    script=spec.script, spec=spec_json, cpus=allocation.tres.cpu,
+                    mem=allocation.tres.mem, gpus=allocation.tres.gpu,
+                    exclusive_nodes=allocation.tres.node, nodes=allocation.nodes,
+                    gpu_type=allocation.gpu_type, time_limit=time_limit,
+                    workdir=str(workdir), stdout_path=stdout, stderr_path=stderr,
+                    array_job_number=first if spec.array else None, array_task_id=index,
+                    submit_time=now, updated_at=now))
+            session.add_all(rows)
+            session.flush()
+            for hook in self.admission_hooks:
+                hook(session, admission, rows)
+            session.add_all([JobEvent(job_id=r.id, at=now, from_state=None,
+                                      to_state=JobState.PENDING.value, reason="submitted")
+                             for r in rows])
+        return rows
+
+    def _next_numbers(self, session: Session, count: int) -> list[int]:
+        if session.bind is not None and session.get_bind().dialect.name == "postgresql":
+            rows = session.execute(text(
+                "SELECT nextval('job_number_seq') FROM generate_series(1, :n)"),
+                {"n": count}).scalars().all()
+            return sorted(int(r) for r in rows)
+        top = session.execute(
+            update(Counter).where(Counter.name == "job_number")
+            .values(value=Counter.value + count).returning(Counter.value)).scalar()
+        if top is None:
+            session.add(Counter(name="job_number", value=count))
+            session.flush()
+            top = count
+        return list(range(int(top) - count + 1, int(top) + 1))
+
+    def _resolve_dependencies(self, session: Session, principal: Principal,
+                              spec: JobSpec) -> list[tuple[str, list[str]]]:
+        out: list[tuple[str, list[str]]] = []
+        for dep in spec.dependencies:
+            ids: list[str] = []
+            for ref in dep.job_ids:
+                jobs = self._lookup(session, principal, ref)
+                ids.extend(j.id for j in jobs)
+            out.append((dep.kind.value, ids))
+        return out
+
+    # -- lookup ----------------------------------------------------------------
+
+    def _lookup(self, session: Session, principal: Principal, ref: str) -> list[Job]:
+        """Jobs a reference names (all tasks for an array job number), visible ones only."""
+        kind, value = parse_job_ref(ref)
+        query = select(Job)
+        if kind == "number":
+            query = query.where((Job.number == value) | (Job.array_job_number == value))
+        elif kind == "task":
+            query = query.where(Job.array_job_number == value[0],
+                                Job.array_task_id == value[1])
+        else:
+            query = query.where(Job.id == value)
+        condition = principal.job_filter()
+        if condition is not None:
+            query = query.where(condition)
+        jobs = list(session.scalars(query.order_by(Job.number)))
+        if kind == "number":
+            # A plain job number names that job; an array's first number names the array.
+            exact = [j for j in jobs if j.number == value and j.array_job_number is None]
+            jobs = exact or [j for j in jobs if j.array_job_number == value]
+        if not jobs:
+            raise NotFound(f"job {ref} not found", field="job")
+        return jobs
+
+    def get(self, principal: Principal, ref: str) -> list[Job]:
+        with self.factory() as session:
+            return self._lookup(session, principal, ref)
+
+    def events(self, principal: Principal, ref: str) -> list[JobEvent]:
+        with self.factory() as session:
+            jobs = self._lookup(session, principal, ref)
+            return list(session.scalars(select(JobEvent).where(
+                JobEvent.job_id.in_([j.id for j in jobs])).order_by(JobEvent.at)))
+
+    def list(self, principal: Principal, flt: JobFilter, *, after: int | None = None,
+             limit: int = 100) -> list[Job]:
+        """A page of jobs by ascending number, starting after the cursor `after`."""
+        limit = max(1, min(limit, MAX_PAGE))
+        query = select(Job)
+        condition = principal.job_filter()
+        if condition is not None:
+            query = query.where(condition)
+        if flt.states:
+            bad = [s for s in flt.states if s not in JobState.__members__]
+            if bad:
+                raise InvalidRequest(f"unknown state {bad[0]!r}", field="state")
+            query = query.where(Job.state.in_(flt.states))
+        with self.factory() as session:
+            if flt.user:
+                user = session.scalar(select(User.id).where(User.username == flt.user))
+                query = query.where(Job.user_id == (user or "-"))
+            if flt.project:
+                project = session.scalar(select(Project.id).where(Project.name == flt.project))
+                query = query.where(Job.project_id == (project or "-"))
+            if flt.partition:
+                query = query.where(Job.partition == flt.partition)
+            if flt.submitted_after:
+                query = query.where(Job.submit_time >= flt.submitted_after)
+            if flt.submitted_before:
+                query = query.where(Job.submit_time < flt.submitted_before)
+            if flt.array_job is not None:
+                query = query.where(Job.array_job_number == flt.array_job)
+            if after is not None:
+                query = query.where(Job.number > after)
+            return list(session.scalars(query.order_by(Job.number).limit(limit)))
+
+    def names(self, job_rows: Sequence[Job]) -> dict[str, tuple[str, str]]:
+        """user id -> username and project id -> name, for rendering."""
+        with self.factory() as session:
+            users = dict(session.execute(select(User.id, User.username).where(
+                User.id.in_({j.user_id for j in job_rows}))).tuples().all())
+            projects = dict(session.execute(select(Project.id, Project.name).where(
+                Project.id.in_({j.project_id for j in job_rows}))).tuples().all())
+        return {k: ("user", v) for k, v in users.items()} | {
+            k: ("project", v) for k, v in projects.items()}
+
+    # -- state changes ----------------------------------------------------------
+
+    def record_transition(self, session: Session, job: Job, target: JobState,
+                          reason: str = "", at: datetime | None = None) -> None:
+        """Move `job` to `target` through the transition table, with an event."""
+        current = JobState(job.state)
+        if current == target:
+            job.reason = reason or job.reason
+            return
+        check_transition(current, target, job=str(job.number))
+        job.state = target.value
+        job.reason = reason
+        session.add(JobEvent(job_id=job.id, at=at or utcnow(), from_state=current.value,
+                             to_state=target.value, reason=reason))
+
+    def check_cancellable(self, jobs: Sequence[Job]) -> list[Job]:
+        live = [j for j in jobs if not JobState(j.state).is_terminal]
+        if not live:
+            raise Conflict(f"job {jobs[0].number} has already finished "
+                           f"({jobs[0].state})", field="job")
+        return live
+
+
+def _default_name(script: str) -> str:
+    return "script" if script else "job"
+
+
+def _spec_to_json(spec: JobSpec, deps: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    data = dataclasses.asdict(spec)
+    data.pop("script", None)
+    data["dependencies"] = [{"kind": k, "job_ids": ids} for k, ids in deps]
+    data["unknown"] = [{"line": u.line, "text": u.text} for u in spec.unknown]
+    if spec.array:
+        data["array"] = {"indices": list(spec.array.indices),
+                         "max_running": spec.array.max_running}
+    return data

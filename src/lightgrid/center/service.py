@@ -1,0 +1,119 @@
+"""`Center`: one supercomputing center, wired from its settings.
+
+It owns the database engine, the backend, the services and the background loop that
+dispatches and synchronises jobs. The API, the CLI's `serve` and `demo`, and the tests
+all build a center through `Center.from_settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from lightgrid.backends.base import Backend
+from lightgrid.center.auth import TokenAuthenticator
+from lightgrid.center.dispatch import Dispatcher
+from lightgrid.center.files import Workspace, Workspaces
+from lightgrid.center.jobs import JobService
+from lightgrid.settings import Settings
+from lightgrid.store.db import make_engine, make_sessionmaker, migrate
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend named by the settings."""
+    if settings.backend == "slurm":
+        from lightgrid.backends.slurm import SlurmBackend, SlurmConfig
+
+        return SlurmBackend(SlurmConfig(
+            slurm_conf=settings.slurm.slurm_conf, cluster=settings.slurm.cluster,
+            command_timeout=settings.slurm.command_timeout))
+    from lightgrid.backends.embedded.backend import EmbeddedBackend, EmbeddedConfig
+
+    return EmbeddedBackend(
+        EmbeddedConfig(state_dir=settings.data_dir / "embedded",
+                       kill_grace=settings.kill_grace_seconds,
+                       cluster_name=settings.center_name),
+        settings.partition_map())
+
+
+class Center:
+    """A running center: store, backend, services and the sync loop."""
+
+    def __init__(self, settings: Settings, engine: Engine, backend: Backend) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.factory = make_sessionmaker(engine)
+        self.backend = backend
+        self.partitions = settings.partition_map()
+        self.jobs = JobService(self.factory, self.partitions, settings.default_partition,
+                               settings.data_dir.resolve())
+        self.dispatcher = Dispatcher(self.factory, backend, self.jobs)
+        self.auth = TokenAuthenticator(self.factory)
+        self.workspaces = Workspaces(settings.data_dir.resolve(),
+                                     max_upload=settings.max_upload_bytes)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, backend: Backend | None = None) -> Center:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.db_url)
+        migrate(engine)
+        return cls(settings, engine, backend or make_backend(settings))
+
+    # -- workspaces --------------------------------------------------------------
+
+    def home(self, username: str) -> Workspace:
+        return self.workspaces.home(username)
+
+    def project_workspace(self, project: str) -> Workspace:
+        return self.workspaces.project(project)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the backend, adopt what a crash left behind, then loop."""
+        self.backend.start()
+        self.dispatcher.reconcile()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="center-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.backend.stop()
+
+    def close(self) -> None:
+        self.stop()
+        self.engine.dispose()
+
+    def nudge(self) -> None:
+        """Ask the loop to sync now (after a submission or cancel)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        rounds = 0
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
+            try:
+                self.dispatcher.sync()
+                rounds += 1
+                if rounds % 10 == 0:
+                    self.dispatcher.dispatch_pending()
+            except Exception:  # pragma: no cover - the loop must survive anything
+                log.exception("center sync failed")
