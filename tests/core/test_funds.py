@@ -1,8 +1,9 @@
+import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -14,17 +15,12 @@ from lightgrid.core.errors import (
     PaymentRequired,
 )
 from lightgrid.core.funds import (
-    BlockAction,
-    CapPeriod,
     Charge,
     ChargeKey,
     FundsBook,
     HoldState,
     ReviewItem,
-    SpendingCap,
     UsageRecord,
-    Whitelist,
-    block_change,
 )
 from lightgrid.core.jobs import JobState
 from lightgrid.core.ledger import TxnKind
@@ -39,7 +35,15 @@ from lightgrid.core.pricing import (
     RateCard,
     quote_max,
 )
-from lightgrid.core.quotas import QuotaKind, QuotaNeed
+from lightgrid.core.quotas import (
+    BlockAction,
+    CapPeriod,
+    QuotaKind,
+    QuotaNeed,
+    SpendingCap,
+    Whitelist,
+    block_change,
+)
 from lightgrid.core.resources import Tres
 
 D = Decimal
@@ -278,6 +282,13 @@ def test_usage_without_price_goes_to_review_and_keeps_its_hold():
     assert fb.available("p") == money("9.75")
 
 
+def test_usage_before_any_price_book_goes_to_review():
+    fb = funded("10")
+    early = usage(started=T0 - timedelta(days=365))
+    item = fb.charge(early, BOOK, None, at=T0 + timedelta(hours=1))
+    assert isinstance(item, ReviewItem) and "no price book" in item.reason
+
+
 def test_usage_without_price_charged_by_fallback_rate():
     fb = funded("10")
     v = PriceBookVersion(1, T0, (), fallback=Fallback(FallbackMode.RATE,
@@ -451,6 +462,8 @@ class FundsMachine(RuleBasedStateMachine):
         self.now = T0
         self.jobs = 0
         self.refs = 0
+        for owner in ("project:p", "project:q"):
+            self.fb.top_up(owner, money("20"), method="bank", reference=owner, at=T0)
 
     def tick(self) -> datetime:
         self.now += timedelta(minutes=7)
@@ -466,41 +479,42 @@ class FundsMachine(RuleBasedStateMachine):
 
     @rule(owner=st.sampled_from(OWNERS), amount=amounts)
     def refund(self, owner, amount):
-        try:
+        with contextlib.suppress(Conflict):
             self.fb.refund(owner, amount, method="bank", reference=self.ref(),
                            at=self.tick(), reason="r")
-        except Conflict:
-            pass
 
     @rule(owner=st.sampled_from(OWNERS), amount=amounts, up=st.booleans())
     def adjust(self, owner, amount, up):
-        try:
+        with contextlib.suppress(Conflict):
             self.fb.adjust(owner, amount if up else -amount, reason="fix", at=self.tick())
-        except Conflict:
-            pass
 
-    @rule(project=st.sampled_from(PROJECTS), cpus=st.integers(1, 64),
-          hours=st.integers(1, 48))
+    @rule(project=st.sampled_from(PROJECTS), cpus=st.integers(1, 16),
+          hours=st.integers(1, 12))
     def admit(self, project, cpus, hours):
         self.jobs += 1
         q = quote(Tres(cpu=cpus), hours * 3600, book=self.book, at=self.now)
         try:
             self.fb.admit(f"j{self.jobs}", project, q, at=self.tick(), user="u")
         except PaymentRequired:
-            pass
+            event("admission refused")
 
     @precondition(lambda self: self.fb.holds(state=HoldState.ACTIVE))
     @rule(data=st.data(), state=st.sampled_from(STATES), frac=st.floats(0, 1.2),
-          replay=st.booleans())
-    def finish(self, data, state, frac, replay):
+          replay=st.booleans(), dearer=st.booleans())
+    def finish(self, data, state, frac, replay, dearer):
         hold = data.draw(st.sampled_from(self.fb.holds(state=HoldState.ACTIVE)))
+        if dearer:  # the price rises after admission: the hold may fall short
+            self.reprice("0.90")
         limit = int(hold.amount.amount * 36000) or 1  # seconds at 0.10/core-h, 1 core
         elapsed = int(limit * D(str(frac)))
-        started = self.now - timedelta(seconds=elapsed) if elapsed else None
+        started = self.tick() if elapsed else None
         rec = UsageRecord(ChargeKey("c", hold.job_id), hold.job_id, hold.project, "cpu",
-                          Tres(cpu=1), state, elapsed, self.tick(), started_at=started,
-                          time_limit=limit)
+                          Tres(cpu=1), state, elapsed, self.now + timedelta(seconds=elapsed),
+                          started_at=started, time_limit=limit)
         first = self.fb.charge(rec, self.book, None, at=self.now)
+        assert isinstance(first, Charge)
+        event("charged beyond funds" if first.to_receivable.is_positive else
+              "charged beyond hold" if first.from_funds.is_positive else "charged")
         if replay:
             assert self.fb.charge(rec, self.book, None, at=self.tick()) is first
 
@@ -510,7 +524,7 @@ class FundsMachine(RuleBasedStateMachine):
         hold = data.draw(st.sampled_from(self.fb.holds(state=HoldState.ACTIVE)))
         self.fb.release(hold.job_id, at=self.tick())
 
-    @rule(rate=st.sampled_from(["0.05", "0.10", "0.30"]))
+    @rule(rate=st.sampled_from(["0.05", "0.30", "0.90"]))
     def reprice(self, rate):
         # a new price after admission can make a charge exceed its hold
         v = PriceBookVersion(self.book.versions[-1].version + 1, self.tick(),
@@ -523,10 +537,8 @@ class FundsMachine(RuleBasedStateMachine):
 
     @rule(limit=amounts)
     def set_limit(self, limit):
-        try:
+        with contextlib.suppress(Conflict):
             self.fb.set_credit_limit("o", limit)
-        except Conflict:
-            pass
 
     @invariant()
     def ledger_balances(self):

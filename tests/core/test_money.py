@@ -23,7 +23,7 @@ def test_constructor_refuses_floats_and_junk(bad):
 
 def test_dataclass_path_is_checked_too():
     with pytest.raises(InvalidRequest):
-        Money(0.5, "CNY")  # type: ignore[arg-type]
+        Money(0.5, "CNY")
     with pytest.raises(InvalidRequest):
         Money(Decimal("1.005"), "CNY")
     with pytest.raises(InvalidRequest):

@@ -243,7 +243,7 @@ def test_quote_max_is_unpriced_if_any_version_cannot_price():
 
 def test_rate_card_validation():
     with pytest.raises(InvalidRequest):
-        RateCard("cpu", cpu=0.1)  # type: ignore[arg-type]
+        RateCard("cpu", cpu=0.1)
     with pytest.raises(InvalidRequest):
         RateCard("cpu", cpu=D("-1"))
     with pytest.raises(InvalidRequest):

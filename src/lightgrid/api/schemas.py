@@ -47,8 +47,9 @@ class JobSpecIn(Strict):
         spec = JobSpec(script=self.script)
         options = self.model_dump(exclude={"script", "exclusive"}, exclude_none=True)
         for name, value in options.items():
+            option = "job-name" if name == "name" else name.replace("_", "-")
             try:
-                apply_option(spec, name.replace("_", "-"), str(value))
+                apply_option(spec, option, str(value))
             except InvalidRequest as exc:
                 exc.field = name
                 raise

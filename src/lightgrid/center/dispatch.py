@@ -196,7 +196,7 @@ class Dispatcher:
         with self.factory() as session:
             active = list(session.execute(select(Job.id, Job.backend_id, Job.state).where(
                 Job.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
-                Job.backend_id.is_not(None))).tuples())
+                Job.backend_id.is_not(None))).all())
         if not active:
             return 0
         try:
@@ -246,6 +246,17 @@ class Dispatcher:
                 row.max_rss = usage.max_rss
             for hook in self.finish_hooks:
                 hook(session, row, usage)
+
+    def requeue(self, rows: Sequence[Job]) -> None:
+        """Send running or finished jobs back to the queue (like `scontrol requeue`)."""
+        for row in rows:
+            if row.backend_id is not None:
+                self.backend.requeue(row.backend_id)
+        with self.factory() as session, session.begin():
+            for row in session.scalars(select(Job).where(Job.id.in_([r.id for r in rows]))):
+                self.jobs.record_transition(session, row, JobState.PENDING, "requeued")
+                row.start_time = row.end_time = row.exit_code = None
+                row.elapsed = row.cpu_time = row.max_rss = None
 
     def cancel(self, rows: Sequence[Job]) -> None:
         """Cancel jobs: at the backend when dispatched, directly when not."""

@@ -297,9 +297,9 @@ class JobService:
         """user id -> username and project id -> name, for rendering."""
         with self.factory() as session:
             users = dict(session.execute(select(User.id, User.username).where(
-                User.id.in_({j.user_id for j in job_rows}))).tuples().all())
+                User.id.in_({j.user_id for j in job_rows}))).all())
             projects = dict(session.execute(select(Project.id, Project.name).where(
-                Project.id.in_({j.project_id for j in job_rows}))).tuples().all())
+                Project.id.in_({j.project_id for j in job_rows}))).all())
         return {k: ("user", v) for k, v in users.items()} | {
             k: ("project", v) for k, v in projects.items()}
 

@@ -1,4 +1,4 @@
-"""Funds: wallets, holds, admission, exactly-once charging, blocking and spending caps.
+"""Funds: wallets, holds, admission and exactly-once charging.
 
 `FundsBook` is the in-memory reference implementation: every money movement is a
 balanced `Transaction` in its `Ledger`, following the templates in docs/billing.md.
@@ -46,7 +46,16 @@ from lightgrid.core.ledger import (
 )
 from lightgrid.core.money import DEFAULT_CURRENCY, Money, allocate, total
 from lightgrid.core.pricing import Customer, JobShape, PriceBook, Quote, Unpriced, price_at
-from lightgrid.core.quotas import QuotaBook, QuotaNeed
+from lightgrid.core.quotas import (
+    BlockStatus,
+    QuotaBook,
+    QuotaNeed,
+    SpendingCap,
+    Whitelist,
+    block_status,
+    cap_shortfall,
+    cap_window_start,
+)
 from lightgrid.core.resources import Tres
 
 # --------------------------------------------------------------------------- holds
@@ -184,92 +193,6 @@ class ReviewItem:
 
 
 ChargeResult = Charge | ReviewItem
-
-# ------------------------------------------------------------ blocking and caps
-
-
-@dataclass(frozen=True, slots=True)
-class Whitelist:
-    """Exempts a project from blocking (not from holds) until `expires_at`."""
-
-    project: str
-    reason: str
-    expires_at: datetime | None = None
-
-    def active(self, at: datetime) -> bool:
-        return self.expires_at is None or at < self.expires_at
-
-
-@dataclass(frozen=True, slots=True)
-class BlockStatus:
-    project: str
-    blocked: bool
-    available: Money
-    threshold: Money
-    whitelisted: bool
-
-    @property
-    def message(self) -> str:
-        if not self.blocked:
-            return f"project {self.project} is not blocked"
-        return (f"project {self.project} is blocked: available funds {self.available} "
-                f"are at or below its threshold {self.threshold}; a top-up unblocks it")
-
-
-def block_status(project: str, available: Money, threshold: Money,
-                 whitelist: Whitelist | None, at: datetime) -> BlockStatus:
-    """Blocked when available funds are at or below the threshold, unless whitelisted."""
-    listed = whitelist is not None and whitelist.active(at)
-    return BlockStatus(project, available <= threshold and not listed, available,
-                       threshold, listed)
-
-
-class BlockAction(enum.StrEnum):
-    BLOCK = "block"
-    UNBLOCK = "unblock"
-
-
-def block_change(before: BlockStatus | None, after: BlockStatus) -> BlockAction | None:
-    """What the backend must be told when the status moves from `before` to `after`."""
-    was = before.blocked if before is not None else False
-    if after.blocked and not was:
-        return BlockAction.BLOCK
-    if was and not after.blocked:
-        return BlockAction.UNBLOCK
-    return None
-
-
-class CapPeriod(enum.StrEnum):
-    MONTH = "month"
-    TOTAL = "total"
-
-
-@dataclass(frozen=True, slots=True)
-class SpendingCap:
-    """The most one user may spend inside one project, per calendar month or in total."""
-
-    project: str
-    user: str
-    limit: Money
-    period: CapPeriod = CapPeriod.MONTH
-
-
-def cap_window_start(period: CapPeriod, at: datetime, tz: tzinfo) -> datetime | None:
-    """Start of the window a cap counts spending in (None: since the beginning)."""
-    if period is CapPeriod.TOTAL:
-        return None
-    local = at.astimezone(tz)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def cap_shortfall(cap: SpendingCap, spent: Money, held: Money, needed: Money) -> str | None:
-    """Why `needed` more would break the cap, or None when it fits."""
-    if spent + held + needed <= cap.limit:
-        return None
-    left = cap.limit - spent - held
-    return (f"spending cap of user {cap.user} in project {cap.project}: {left} left of "
-            f"{cap.limit} this {cap.period}, the job needs {needed}")
-
 
 # ----------------------------------------------------------------------- the book
 
@@ -675,17 +598,23 @@ class FundsBook:
         if not usage.started or usage.started_at is None:
             return self._settle(usage, None, Money.zero(self.currency), at,
                                 "never started")
-        version = book.version_at(usage.started_at)
+        try:
+            version = book.version_at(usage.started_at)
+        except NotFound as err:
+            return self._review(usage, err.message, at)
         if usage.state in version.waived_states:
             return self._settle(usage, None, Money.zero(self.currency), at,
                                 f"{usage.state} is not charged")
         result = price_at(book, usage.shape(), customer, usage.started_at)
         if isinstance(result, Unpriced):
-            hold = self.hold_for(usage.job_id)
-            item = ReviewItem(key, usage, result.reason, at, hold.id if hold else None)
-            self._reviews[key] = item
-            return item
+            return self._review(usage, result.reason, at)
         return self._settle(usage, result, result.amount, at, "")
+
+    def _review(self, usage: UsageRecord, reason: str, at: datetime) -> ReviewItem:
+        hold = self.hold_for(usage.job_id)
+        item = ReviewItem(str(usage.key), usage, reason, at, hold.id if hold else None)
+        self._reviews[item.key] = item
+        return item
 
     def resolve_review(self, key: str, amount: Money, *, at: datetime, note: str) -> Charge:
         """Charge a reviewed usage record the amount the operator decided (may be zero)."""

@@ -95,7 +95,7 @@ class JobSpec:
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    nodes: int = 1
+    nodes: int | None = None  # None: as few as the tasks need
     ntasks: int = 1
     cpus_per_task: int = 1
     mem_per_node: int | None = None  # MiB

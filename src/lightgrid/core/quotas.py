@@ -1,4 +1,4 @@
-"""Core-hour and GPU-hour allocations per project: granted, used, held, remaining.
+"""Limits on admission: core-hour and GPU-hour quotas, blocking, spending caps.
 
 Quotas are not money and are kept apart from the ledger, but they follow the same
 hold discipline: admission holds the job's maximum hours, completion uses the actual
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from lightgrid.core.errors import Conflict, InvalidRequest, PaymentRequired
-from lightgrid.core.money import RATE_CONTEXT, to_decimal
+from lightgrid.core.money import RATE_CONTEXT, Money, to_decimal
 from lightgrid.core.resources import Tres
 
 _ZERO = Decimal(0)
@@ -112,3 +113,89 @@ class QuotaBook:
             key = (project, kind)
             if used.get(kind) and key in self._granted:
                 self._used[key] = self._used.get(key, _ZERO) + used.get(kind)
+
+
+# ------------------------------------------------------------ blocking and caps
+
+
+@dataclass(frozen=True, slots=True)
+class Whitelist:
+    """Exempts a project from blocking (not from holds) until `expires_at`."""
+
+    project: str
+    reason: str
+    expires_at: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        return self.expires_at is None or at < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStatus:
+    project: str
+    blocked: bool
+    available: Money
+    threshold: Money
+    whitelisted: bool
+
+    @property
+    def message(self) -> str:
+        if not self.blocked:
+            return f"project {self.project} is not blocked"
+        return (f"project {self.project} is blocked: available funds {self.available} "
+                f"are at or below its threshold {self.threshold}; a top-up unblocks it")
+
+
+def block_status(project: str, available: Money, threshold: Money,
+                 whitelist: Whitelist | None, at: datetime) -> BlockStatus:
+    """Blocked when available funds are at or below the threshold, unless whitelisted."""
+    listed = whitelist is not None and whitelist.active(at)
+    return BlockStatus(project, available <= threshold and not listed, available,
+                       threshold, listed)
+
+
+class BlockAction(enum.StrEnum):
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+
+
+def block_change(before: BlockStatus | None, after: BlockStatus) -> BlockAction | None:
+    """What the backend must be told when the status moves from `before` to `after`."""
+    was = before.blocked if before is not None else False
+    if after.blocked and not was:
+        return BlockAction.BLOCK
+    if was and not after.blocked:
+        return BlockAction.UNBLOCK
+    return None
+
+
+class CapPeriod(enum.StrEnum):
+    MONTH = "month"
+    TOTAL = "total"
+
+
+@dataclass(frozen=True, slots=True)
+class SpendingCap:
+    """The most one user may spend inside one project, per calendar month or in total."""
+
+    project: str
+    user: str
+    limit: Money
+    period: CapPeriod = CapPeriod.MONTH
+
+
+def cap_window_start(period: CapPeriod, at: datetime, tz: tzinfo) -> datetime | None:
+    """Start of the window a cap counts spending in (None: since the beginning)."""
+    if period is CapPeriod.TOTAL:
+        return None
+    local = at.astimezone(tz)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def cap_shortfall(cap: SpendingCap, spent: Money, held: Money, needed: Money) -> str | None:
+    """Why `needed` more would break the cap, or None when it fits."""
+    if spent + held + needed <= cap.limit:
+        return None
+    left = cap.limit - spent - held
+    return (f"spending cap of user {cap.user} in project {cap.project}: {left} left of "
+            f"{cap.limit} this {cap.period}, the job needs {needed}")

@@ -130,7 +130,7 @@ class Partition:
 class ResourceRequest:
     """What a job asks for, in Slurm's terms, before normalisation."""
 
-    nodes: int = 1
+    nodes: int | None = None  # None: as few as the tasks fit on, as Slurm does
     ntasks: int = 1
     cpus_per_task: int = 1
     mem_per_node: int | None = None  # MiB (--mem)
@@ -164,7 +164,8 @@ def normalize(request: ResourceRequest, partition: Partition) -> Allocation:
     resource that exceeds every node type of the partition.
     """
     for name in ("nodes", "ntasks", "cpus_per_task"):
-        if getattr(request, name) < 1:
+        value = getattr(request, name)
+        if value is not None and value < 1:
             raise InvalidRequest(f"{name} must be at least 1", field=name)
     if request.gpus_per_node < 0 or request.gpus_total < 0:
         raise InvalidRequest("GPU count must not be negative", field="gpus")
@@ -173,7 +174,7 @@ def normalize(request: ResourceRequest, partition: Partition) -> Allocation:
     if request.mem_per_cpu is not None and request.mem_per_cpu < 0:
         raise InvalidRequest("memory per CPU must not be negative", field="mem_per_cpu")
 
-    nodes = request.nodes
+    nodes = request.nodes if request.nodes is not None else _min_nodes(request, partition)
     cpus = max(request.ntasks * request.cpus_per_task, nodes)
     cpus_per_node = math.ceil(cpus / nodes)
     # --mem=0 asks for all the memory of each node, as in Slurm.
@@ -223,6 +224,13 @@ def normalize(request: ResourceRequest, partition: Partition) -> Allocation:
     return Allocation(tres, nodes, cpus_per_node, mem_per_node, gpus_per_node,
                       gpu_type or (node_type.gpu_type if gpus_per_node else None),
                       node_type.name)
+
+
+def _min_nodes(request: ResourceRequest, partition: Partition) -> int:
+    """The fewest nodes that hold all tasks, on the partition's largest node type."""
+    cores = max(nt.cores for nt in partition.node_types)
+    tasks_per_node = max(1, cores // request.cpus_per_task)
+    return max(1, math.ceil(request.ntasks / tasks_per_node))
 
 
 def _infeasible_field(cands: list[NodeType], cpus: int, mem: int, gpus: int) -> str:

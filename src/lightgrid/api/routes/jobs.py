@@ -98,9 +98,7 @@ def requeue(ref: str, center: CenterDep, principal: PrincipalDep) -> list[JobOut
     movable = [r for r in rows if r.state != JobState.PENDING.value and r.backend_id]
     if not movable:
         raise Conflict(f"job {ref} is pending: nothing to requeue", field="job")
-    for row in movable:
-        center.backend.requeue(row.backend_id)  # type: ignore[arg-type]
-    center.dispatcher.sync()
+    center.dispatcher.requeue(movable)
     rows = center.jobs.get(principal, ref)
     names = center.jobs.names(rows)
     return [JobOut.of(r, names) for r in rows]

@@ -51,7 +51,7 @@ def status(center: CenterDep) -> StatusOut:
         reachable, error = False, exc.message
     with center.factory() as session:
         counts = dict(session.execute(select(Job.state, func.count()).where(
-            Job.state.in_(["PENDING", "RUNNING"])).group_by(Job.state)).tuples().all())
+            Job.state.in_(["PENDING", "RUNNING"])).group_by(Job.state)).all())
     return StatusOut(center=center.settings.center_name, version=lightgrid.__version__,
                      backend=center.backend.kind, backend_reachable=reachable,
                      backend_error=error, jobs_pending=counts.get("PENDING", 0),

@@ -32,6 +32,7 @@ _UNAVAILABLE = re.compile(
     r"|error connecting to|could not establish a configuration source"
     r"|unable to establish|timed out",
     re.IGNORECASE)
+_BENIGN = {"nothing found"}
 _PREFIX = re.compile(r"^(?:s\w+): (?:error|fatal): ", re.IGNORECASE)
 
 
@@ -112,10 +113,13 @@ class SlurmCommands:
         if not isinstance(data, dict):
             raise BackendUnavailable(f"{name} --json printed {type(data).__name__}")
         errors = data.get("errors") or []
-        if errors:
-            text = "; ".join(str(e.get("description") or e.get("error") or e)
-                             if isinstance(e, dict) else str(e) for e in errors)
-            if is_unavailable_message(text):
-                raise BackendUnavailable(f"Slurm unavailable: {text}")
+        texts = [str(e.get("description") or e.get("error") or e) if isinstance(e, dict)
+                 else str(e) for e in errors]
+        texts = [t for t in texts if t.strip().lower() not in _BENIGN]
+        if texts:
+            text = "; ".join(texts)
+            # squeue and sinfo print an error entry (and exit 0) when slurmctld is down.
+            if name in ("squeue", "sinfo") or is_unavailable_message(text):
+                raise BackendUnavailable(f"Slurm unavailable: {name}: {text}")
             log.warning("%s --json reported: %s", name, text)
         return data

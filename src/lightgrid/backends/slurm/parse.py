@@ -426,6 +426,24 @@ def usage_record(job: Mapping[str, Any], prefix: str,
         name=str(job.get("name") or ""), qos=str(qos) if qos else None)
 
 
+def record_settled(job: Mapping[str, Any], now: float, grace: float,
+                   min_age: float = 10.0) -> bool:
+    """Whether a finished job's accounting record is complete.
+
+    slurmdbd learns a short job's details a few seconds after its end: until then the
+    record may lack its steps (CPU time, max RSS) or carry the placeholder name
+    ``allocation``. A record is taken `min_age` seconds after the job ended, once it
+    looks complete, or after `grace` seconds in any case.
+    """
+    times = job.get("time") or {}
+    age = now - float(times.get("end") or 0)
+    if age < min_age:
+        return False
+    started = bool(times.get("start"))
+    incomplete = started and (not job.get("steps") or job.get("name") == "allocation")
+    return not incomplete or age > grace
+
+
 def parse_exit_codes(text: str) -> dict[str, int]:
     """Exit codes by backend id from ``sacct -n -P -X -o JobID,ExitCode``."""
     out: dict[str, int] = {}

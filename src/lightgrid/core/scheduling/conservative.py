@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Any
 
 from lightgrid.core.scheduling.job import SchedJob
@@ -12,16 +13,22 @@ from lightgrid.core.scheduling.state import ClusterState
 
 
 class Conservative(SchedulingPolicy):
-    """Conservative backfilling, planned from scratch at every pass.
+    """Conservative backfilling, with the result of planning from scratch at every pass.
 
     The profile is built from the running jobs (each holding its resources until its
     estimated end); each queued job in order gets the earliest time >= now at which it
     fits for its whole estimate and is reserved there; those reserved at now start.
 
-    While no job ends off its estimate and nothing leaves the queue out of turn, a
-    fresh plan would reproduce the previous one exactly (the future profile is the
-    same, and nothing fitted between the passes), so the previous plan is kept in
-    `state.cache` and only newly appended jobs are planned.
+    Work is reused from the previous plan (kept in `state.cache`) without changing
+    the result:
+
+    - while no job ended off its estimate and nothing left the queue out of turn, a
+      fresh plan equals the previous one (same future profile, and nothing fitted
+      between the passes), so only newly appended jobs are planned;
+    - otherwise the plan is rebuilt, but resources can only have become more free
+      before a horizon F (the latest estimated end of a job that ended early, or of
+      a job's slot that moved); a job whose previous slot at s still fits cannot
+      start in [F, s), so its search looks before min(F, s) and then at s.
     """
 
     name = "conservative"
@@ -29,51 +36,104 @@ class Conservative(SchedulingPolicy):
     def schedule(self, state: ClusterState, now: float) -> list[SchedJob]:
         fresh = state.fresh
         state.fresh = 0
+        horizon = state.released
+        state.released = -math.inf
         cache = state.cache
         ends = state.ends
-        if (self.order is None and cache is not None and cache[0] is self
-                and cache[1] == state.reshape and cache[4] >= now
+        mine = self.order is None and cache is not None and cache[0] is self
+        if (mine and cache[1] == state.reshape and cache[4] >= now
                 and (not ends or ends[0][0] >= now)):
-            profile: Profile = cache[2]
-            by_time: dict[float, list[SchedJob]] = cache[3]
-            profile.advance(now)
-            queue = state.queue
-            starting = by_time.pop(now, [])
-            new = queue[len(queue) - fresh:] if fresh else []
-        else:
-            profile = Profile.of_running(state, now)
-            by_time = {}
-            starting = []
-            queue = self.ordered(state, now)
-            new = queue
+            return self._extend(state, now, fresh)
+        profile = Profile.of_running(state, now)
+        hints: dict[SchedJob, float] = cache[5] if mine else {}
+        if mine and cache[1] == state.reshape:
+            horizon = math.inf  # stale for another reason: search everything
+        by_time: dict[float, list[SchedJob]] = {}
+        planned: dict[SchedJob, float] = {}
+        starting: list[SchedJob] = []
         fit = profile.fit
+        fits_at = profile.fits_at
         reserve = profile.reserve
         times = profile.times
-        for job in new:
+        for job in self.ordered(state, now):
             req = job.request
             est = job.estimate
-            k = fit(req, est)
+            old = hints.get(job)
+            if old is None or old < now:
+                k = fit(req, est)
+            else:
+                k = fit(req, est, 0, old if old < horizon else horizon)
+                if k < 0:
+                    k = bisect_left(times, old)
+                    if k == len(times) or times[k] != old or not fits_at(req, est, k):
+                        k = fit(req, est, k)
             if k < 0:
                 continue
             at = times[k]
             reserve(k, est, req)
+            if old is not None and at != old and est > 0 and old + est > horizon:
+                horizon = old + est
             if at == now:
                 starting.append(job)
             else:
+                planned[job] = at
                 slot = by_time.get(at)
                 if slot is None:
                     by_time[at] = [job]
                 else:
                     slot.append(job)
-        if starting:
-            free: Any = state.free
-            for job in starting:
-                free = free - job.request
-                job.start = now
-                ends.add((now + job.estimate, job.key, job))
-            state.free = free
-            drop_started(state)
+        self._start(state, now, starting)
         if self.order is None:
             state.cache = (self, state.reshape, profile, by_time,
-                           min(by_time) if by_time else math.inf)
+                           min(by_time) if by_time else math.inf, planned)
         return starting
+
+    def _extend(self, state: ClusterState, now: float, fresh: int) -> list[SchedJob]:
+        """Keep the previous plan; plan the newly appended jobs after it."""
+        cache = state.cache
+        profile: Profile = cache[2]
+        by_time: dict[float, list[SchedJob]] = cache[3]
+        planned: dict[SchedJob, float] = cache[5]
+        profile.advance(now)
+        starting = by_time.pop(now, [])
+        for job in starting:
+            del planned[job]
+        if fresh:
+            queue = state.queue
+            fit = profile.fit
+            reserve = profile.reserve
+            times = profile.times
+            for job in queue[len(queue) - fresh:]:
+                req = job.request
+                est = job.estimate
+                k = fit(req, est)
+                if k < 0:
+                    continue
+                at = times[k]
+                reserve(k, est, req)
+                if at == now:
+                    starting.append(job)
+                else:
+                    planned[job] = at
+                    slot = by_time.get(at)
+                    if slot is None:
+                        by_time[at] = [job]
+                    else:
+                        slot.append(job)
+        self._start(state, now, starting)
+        state.cache = (self, state.reshape, profile, by_time,
+                       min(by_time) if by_time else math.inf, planned)
+        return starting
+
+    @staticmethod
+    def _start(state: ClusterState, now: float, starting: list[SchedJob]) -> None:
+        if not starting:
+            return
+        ends = state.ends
+        free: Any = state.free
+        for job in starting:
+            free = free - job.request
+            job.start = now
+            ends.add((now + job.estimate, job.key, job))
+        state.free = free
+        drop_started(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from typing import Any
 
@@ -39,21 +40,24 @@ class Profile:
     def copy(self) -> Profile:
         return Profile(self.times[:], self.avail[:])
 
-    def fit(self, req: Any, duration: float) -> int:
-        """Index of the earliest step at whose start `req` fits for `duration`, or -1.
+    def fit(self, req: Any, duration: float, k: int = 0, stop: float = math.inf) -> int:
+        """Index of the earliest step, from step `k` on and starting before `stop`, at
+        whose start `req` fits for `duration`; -1 if there is none.
 
         A zero duration needs `req` free at the start instant only.
         """
         times = self.times
         avail = self.avail
         n = len(times)
-        k = 0
         while True:
             while not req <= avail[k]:
                 k += 1
                 if k == n:
                     return -1
-            end = times[k] + duration
+            start = times[k]
+            if start >= stop:
+                return -1
+            end = start + duration
             m = k + 1
             while m < n and times[m] < end:
                 if not req <= avail[m]:
@@ -64,6 +68,21 @@ class Profile:
             k = m + 1
             if k == n:
                 return -1
+
+    def fits_at(self, req: Any, duration: float, k: int) -> bool:
+        """Whether `req` fits for `duration` from the start of step `k`."""
+        times = self.times
+        avail = self.avail
+        if not req <= avail[k]:
+            return False
+        end = times[k] + duration
+        n = len(times)
+        m = k + 1
+        while m < n and times[m] < end:
+            if not req <= avail[m]:
+                return False
+            m += 1
+        return True
 
     def reserve(self, k: int, duration: float, req: Any) -> None:
         """Take `req` during [times[k], times[k] + duration)."""

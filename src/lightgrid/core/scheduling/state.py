@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -20,11 +21,13 @@ class ClusterState:
     `epoch` moves on every finish, removal or out-of-order add; `reshape` moves only
     when the future resource profile changes in a way the previous pass did not
     foresee (a job ending off its estimate, a removal, an out-of-order add). `fresh`
-    counts jobs appended to the end of the queue since the last pass.
+    counts jobs appended to the end of the queue since the last pass. `released` is the
+    latest time up to which resources became free earlier than planned since the last
+    pass (a job ending before its estimate, or a removal: infinity).
     """
 
-    __slots__ = ("cache", "capacity", "ends", "epoch", "free", "fresh", "queue", "reshape",
-                 "zero")
+    __slots__ = ("cache", "capacity", "ends", "epoch", "free", "fresh", "queue", "released",
+                 "reshape", "zero")
 
     def __init__(self, capacity: Any, zero: Any) -> None:
         self.capacity = capacity
@@ -35,6 +38,7 @@ class ClusterState:
         self.epoch = 0
         self.reshape = 0
         self.fresh = 0
+        self.released = -math.inf
         # Owned by the policy that schedules this state; see each policy.
         self.cache: Any = None
 
@@ -66,6 +70,7 @@ class ClusterState:
     def remove(self, job: SchedJob) -> None:
         """Drop a pending job (e.g. cancelled)."""
         self.queue.remove(job)
+        self.released = math.inf
         self.epoch += 1
         self.reshape += 1
 
@@ -86,6 +91,8 @@ class ClusterState:
         self.epoch += 1
         if now != end:
             self.reshape += 1
+            if now < end and end > self.released:
+                self.released = end
 
     def earliest_end(self, now: float) -> float | None:
         """The earliest estimated end among running jobs, never before `now`."""
