@@ -112,8 +112,13 @@ def simulate(jobs: Iterable[SimJob], procs: int, policy: SchedulingPolicy,
 
 
 def simulate_trace(path: str, policy: SchedulingPolicy, procs: int | None = None,
-                   limit: int | None = None, **sinks: Any) -> Metrics:
-    """Read a SWF trace and simulate it; sorts in memory if the file is out of order."""
+                   limit: int | None = None, on_restart: Callable[[], None] | None = None,
+                   **sinks: Any) -> Metrics:
+    """Read a SWF trace and simulate it.
+
+    If the file turns out not to be sorted by submit time, the jobs are sorted in
+    memory and the run starts over (`on_restart` is called first, so sinks can reset).
+    """
     from lightgrid.sim.swf import iter_jobs, read_header
 
     machine = procs if procs is not None else read_header(path).processors()
@@ -124,6 +129,8 @@ def simulate_trace(path: str, policy: SchedulingPolicy, procs: int | None = None
         metrics = simulate(iter_jobs(path, machine, limit, skipped), machine, policy,
                            **sinks)
     except UnsortedTrace:
+        if on_restart is not None:
+            on_restart()
         skipped = [0]
         jobs = sorted(iter_jobs(path, machine, limit, skipped), key=lambda j: (j[1], j[0]))
         metrics = simulate(jobs, machine, policy, **sinks)

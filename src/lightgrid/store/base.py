@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, MetaData, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,24 +43,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-class MoneyColumn(TypeDecorator[Decimal]):
-    """Exact decimal amounts: NUMERIC(24, 6) everywhere, Decimal in Python, never float."""
+MONEY_SCALE = 6
+_MICRO = Decimal(10) ** MONEY_SCALE
 
-    impl = Numeric(24, 6, asdecimal=True)
+
+class MoneyColumn(TypeDecorator[Decimal]):
+    """Exact amounts as integer millionths (BIGINT), Decimal in Python, never float.
+
+    SQLite has no exact decimal type (NUMERIC columns turn into REAL), so amounts are
+    stored as integers on every database: `SUM()` stays exact on both. Wrap SQL
+    aggregates in `type_coerce(..., MoneyColumn())` to get Decimals back.
+    """
+
+    impl = BigInteger
     cache_ok = True
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"money must be Decimal, got {type(value).__name__}")
-        # SQLite has no exact decimal; bound as text it keeps every digit.
-        return str(value) if dialect.name == "sqlite" else value  # type: ignore[return-value]
+        micro = value * _MICRO
+        if micro != micro.to_integral_value():
+            raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
+        return int(micro)
 
     def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return value if isinstance(value, Decimal) else Decimal(str(value))
+        return (Decimal(int(value)) / _MICRO).quantize(Decimal(1).scaleb(-MONEY_SCALE))  # type: ignore[call-overload]
 
 
 def utcnow() -> datetime:

@@ -105,7 +105,7 @@ def test_submit_poll_usage_and_harmless_name(backend: SlurmBackend, accounts: st
                                              workdir: Path, timeout_job: str) -> None:
     canary = workdir / "canary"
     canary.write_text("still here")
-    req = make_request(workdir, "echo \"$FOO\"; python3 -c 'b=bytearray(50<<20)'; exit 3",
+    req = make_request(workdir, "echo \"$FOO\"; python3 -c 'import time; b=bytearray(50<<20); time.sleep(3)'; exit 3",
                        name="--wrap=rm -rf " + str(canary), environment={"FOO": "a,b c"})
     bid = backend.submit(req).backend_id
     status = wait_terminal(backend, [bid])[bid]

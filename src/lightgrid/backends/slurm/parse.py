@@ -90,6 +90,7 @@ REASONS: dict[str, str] = {
     "PartitionInactive": "the partition is inactive",
     "PartitionNodeLimit": "more nodes than the partition allows",
     "PartitionTimeLimit": "longer than the partition allows",
+    "PartitionConfig": "asks for more than the partition's nodes have",
     "ReqNodeNotAvail": "a required node is down, drained or reserved",
     "NodeDown": "a node it needs is down",
     "BadConstraints": "its constraints can never be satisfied",
@@ -113,7 +114,8 @@ REASONS: dict[str, str] = {
 #: Pending reasons that mean the job will not start without a change by someone.
 BLOCKED_REASONS = frozenset({
     "DependencyNeverSatisfied", "BadConstraints", "InvalidAccount", "InvalidQOS",
-    "QOSNotAllowed", "PartitionNodeLimit", "PartitionTimeLimit", "JobHeldUser",
+    "QOSNotAllowed", "PartitionNodeLimit", "PartitionTimeLimit", "PartitionConfig",
+    "JobHeldUser",
     "JobHeldAdmin", "launch failed requeued held",
 })
 

@@ -18,7 +18,7 @@ depends_on = None
 
 
 def _money() -> MoneyColumn:
-    return MoneyColumn(precision=24, scale=6)
+    return MoneyColumn()  # integer millionths; see lightgrid.store.base
 
 
 def _utc() -> UTCDateTime:

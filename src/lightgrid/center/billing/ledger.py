@@ -1,0 +1,146 @@
+"""The double-entry ledger in SQL: post balanced transactions, lock and read balances.
+
+`post` writes a core `Transaction` (already checked to balance when it was built) and
+moves the running balances in `ledger_balances`. Callers first `lock` every balance
+row they will read or change, in account order, so parallel transactions never
+deadlock and a balance read under the lock stays true until commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lightgrid.core.ledger import Ledger, Posting, Transaction, TxnKind
+from lightgrid.core.money import CENT
+from lightgrid.store.models.billing import LedgerBalance, LedgerPosting, LedgerTransaction
+
+_ZERO = Decimal(0)
+
+
+def dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def exact(value: object) -> Decimal:
+    """A SQL aggregate as an exact cent amount (SQLite sums NUMERIC as floats)."""
+    if value is None:
+        return _ZERO
+    return Decimal(str(value)).quantize(CENT)
+
+
+def ensure_accounts(session: Session, accounts: Iterable[str], currency: str) -> None:
+    """Create missing balance rows (zero) without touching existing ones."""
+    rows = [{"account": a, "currency": currency, "balance": _ZERO} for a in set(accounts)]
+    if not rows:
+        return
+    ins = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+    session.execute(ins(LedgerBalance).on_conflict_do_nothing(
+        index_elements=["account"]), rows)
+
+
+def lock(session: Session, accounts: Iterable[str], currency: str) -> dict[str, Decimal]:
+    """Lock the balance rows of `accounts` (in account order) and return the balances.
+
+    On PostgreSQL this is ``SELECT ... FOR UPDATE``; SQLite already holds the write
+    lock from ``BEGIN IMMEDIATE``.
+    """
+    codes = sorted(set(accounts))
+    ensure_accounts(session, codes, currency)
+    rows = session.execute(select(LedgerBalance.account, LedgerBalance.balance)
+                           .where(LedgerBalance.account.in_(codes))
+                           .order_by(LedgerBalance.account).with_for_update()).all()
+    return {a: exact(b) for a, b in rows}
+
+
+def balances(session: Session, accounts: Iterable[str]) -> dict[str, Decimal]:
+    """Current balances (debit-positive) without locking; missing accounts are zero."""
+    codes = sorted(set(accounts))
+    out = dict.fromkeys(codes, _ZERO)
+    for account, balance in session.execute(select(
+            LedgerBalance.account, LedgerBalance.balance).where(
+            LedgerBalance.account.in_(codes))):
+        out[account] = exact(balance)
+    return out
+
+
+def apply_deltas(session: Session, deltas: dict[str, Decimal], currency: str) -> None:
+    """Move balances by `deltas`; the rows are locked first, in account order."""
+    current = lock(session, deltas, currency)
+    for account in sorted(deltas):
+        if deltas[account]:
+            session.execute(update(LedgerBalance).where(LedgerBalance.account == account)
+                            .values(balance=current[account] + deltas[account]))
+
+
+def posting_rows(txn: Transaction) -> list[dict[str, object]]:
+    return [{"transaction_id": txn.id, "line": i, "account": p.account,
+             "amount": p.amount, "currency": p.currency, "created_at": p.created_at,
+             "project": p.ref("project"), "partition": p.ref("partition"),
+             "resource": p.ref("resource")} for i, p in enumerate(txn.postings)]
+
+
+def post(session: Session, txn: Transaction, *, receipt: str | None = None) -> Transaction:
+    """Append `txn` and its postings and move the balances, in the caller's transaction."""
+    session.execute(insert(LedgerTransaction), [{
+        "id": txn.id, "kind": str(txn.kind), "created_at": txn.created_at,
+        "memo": txn.memo[:500], "refs": dict(txn.refs), "receipt": receipt}])
+    session.execute(insert(LedgerPosting), posting_rows(txn))
+    deltas: dict[str, Decimal] = defaultdict(Decimal)
+    currency = txn.postings[0].currency
+    for p in txn.postings:
+        deltas[p.account] += p.amount
+    apply_deltas(session, dict(deltas), currency)
+    return txn
+
+
+def sum_before(session: Session, accounts: Sequence[str], before: datetime) -> Decimal:
+    """The summed signed balance of `accounts` over postings strictly before `before`."""
+    if not accounts:
+        return _ZERO
+    return exact(session.scalar(select(func.sum(LedgerPosting.amount)).where(
+        LedgerPosting.account.in_(accounts), LedgerPosting.created_at < before)))
+
+
+def load(session: Session, transaction_ids: Sequence[str]) -> list[Transaction]:
+    """Core transactions (with every posting) by id, in posting-time order."""
+    out: list[Transaction] = []
+    ids = list(transaction_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        txns = {t.id: t for t in session.scalars(select(LedgerTransaction).where(
+            LedgerTransaction.id.in_(chunk)))}
+        lines: dict[str, list[LedgerPosting]] = defaultdict(list)
+        for p in session.scalars(select(LedgerPosting).where(
+                LedgerPosting.transaction_id.in_(chunk)).order_by(
+                LedgerPosting.transaction_id, LedgerPosting.line)):
+            lines[p.transaction_id].append(p)
+        for tid, t in txns.items():
+            refs = tuple(sorted((str(k), str(v)) for k, v in (t.refs or {}).items()))
+            postings = tuple(
+                Posting(f"{tid}/{p.line}", tid, p.account, exact(p.amount),
+                        p.currency, t.created_at, t.memo,
+                        tuple(sorted({**dict(refs), **({"resource": p.resource}
+                                                      if p.resource else {})}.items())))
+                for p in lines[tid])
+            out.append(Transaction(tid, TxnKind(t.kind), t.created_at, postings, t.memo, refs))
+    out.sort(key=lambda t: (t.created_at, t.id))
+    return out
+
+
+def ledger_of(session: Session, accounts: Sequence[str], start: datetime,
+              end: datetime) -> Ledger:
+    """An in-memory ledger of every transaction touching `accounts` in [start, end)."""
+    ids = list(session.scalars(select(LedgerPosting.transaction_id).where(
+        LedgerPosting.account.in_(accounts), LedgerPosting.created_at >= start,
+        LedgerPosting.created_at < end).distinct()))
+    ledger = Ledger()
+    for txn in load(session, ids):
+        ledger.post(txn)
+    return ledger

@@ -1,0 +1,5 @@
+"""`python -m lightgrid.cli`."""
+
+from lightgrid.cli.main import main
+
+main()
