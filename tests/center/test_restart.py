@@ -67,7 +67,7 @@ def test_jobs_running_across_a_restart_are_followed_to_the_end(settings: Setting
     principal = _principal(center, "alice")
     rows = center.jobs.submit(principal, parse_script(
         "#!/bin/sh\n#SBATCH -A p1\nsleep 2\necho survived\n"))
-    center.dispatcher.dispatch(rows)
+    center.dispatcher.dispatch(rows, fresh=True)
     _wait(center, rows[0].id, {"RUNNING"})
     center.close()  # the service stops; the job's runner does not
 
@@ -98,14 +98,14 @@ def test_backend_down_keeps_submissions_queued(settings: Settings) -> None:
         center.backend.submit = down  # type: ignore[method-assign]
         rows = center.jobs.submit(_principal(center, "alice"),
                                   parse_script("#!/bin/sh\n#SBATCH -A p1\necho later\n"))
-        center.dispatcher.dispatch(rows)
+        center.dispatcher.dispatch(rows, fresh=True)
         with center.factory() as s:
             job = s.get(Job, rows[0].id)
             assert job is not None
             assert (job.state, job.backend_id, job.reason) == ("PENDING", None,
                                                                "BackendUnavailable")
         center.backend.submit = real_submit  # type: ignore[method-assign]
-        center.dispatcher.dispatch_pending()
+        center.dispatcher.dispatch_pending(min_age=0)
         assert _wait(center, rows[0].id, {"COMPLETED"}).state == "COMPLETED"
     finally:
         center.close()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import lightgrid
 from lightgrid.api import errors
-from lightgrid.api.routes import auth, files, jobs, system, tenancy
+from lightgrid.api.routes import auth, billing, files, jobs, system, tenancy
 from lightgrid.center.service import Center
 
 API_PREFIX = "/api/v1"
@@ -34,6 +34,6 @@ def create_app(center: Center, *, manage_lifecycle: bool = True) -> FastAPI:
                   redoc_url=None, lifespan=lifespan)
     app.state.center = center
     errors.install(app)
-    for module in (auth, jobs, tenancy, files, system):
+    for module in (auth, jobs, tenancy, files, system, billing):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from lightgrid.center import tenancy
 from lightgrid.center.auth import issue_token, load_principal
+from lightgrid.center.billing import seed_billing
 from lightgrid.center.service import Center
 from lightgrid.core.sbatch import parse_script
 from lightgrid.store.models import Organization, User
@@ -106,6 +107,8 @@ def seed(center: Center, *, sample_jobs: bool = True) -> DemoTokens:
             user = session.scalar(select(User).where(User.username == username))
             assert user is not None
             _, tokens[username] = issue_token(session, user, name="demo")
+    if fresh:
+        seed_billing(center)
     if sample_jobs and fresh:
         with center.factory() as session:
             alice = session.scalar(select(User).where(User.username == "alice"))
@@ -113,7 +116,7 @@ def seed(center: Center, *, sample_jobs: bool = True) -> DemoTokens:
             principal = load_principal(session, alice)
         for script in SAMPLE_JOBS:
             rows = center.jobs.submit(principal, parse_script(script))
-            center.dispatcher.dispatch(rows)
+            center.dispatcher.dispatch(rows, fresh=True)
     return DemoTokens(operator=tokens["admin"], finance=tokens["finance"],
                       researcher=tokens["alice"], pi=tokens["wang-pi"],
                       other_tenant=tokens["bob"])

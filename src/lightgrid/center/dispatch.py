@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.backends.base import (
@@ -28,7 +29,8 @@ from lightgrid.center.jobs import JobService
 from lightgrid.core.errors import BackendRejected, BackendUnavailable
 from lightgrid.core.jobs import ArraySpec, DependencyKind, JobState
 from lightgrid.core.resources import Allocation, Tres
-from lightgrid.store.models import Job, Project, User
+from lightgrid.store.base import utcnow
+from lightgrid.store.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +62,33 @@ class Dispatcher:
         with self._claim_lock:
             self._claims.difference_update(job_ids)
 
-    def dispatch(self, rows: Sequence[Job]) -> None:
+    def dispatch(self, rows: Sequence[Job], *, fresh: bool = False) -> None:
         """Hand one submission (a job, or all tasks of one array) to the backend.
 
-        Raises BackendRejected after recording the refusal on the jobs; leaves them
-        queued for a retry on BackendUnavailable.
+        `fresh` rows come straight from `JobService.submit` and are known to be
+        undispatched, which saves re-reading them. Raises BackendRejected after
+        recording the refusal on the jobs; leaves them queued for a retry on
+        BackendUnavailable.
         """
         ids = [r.id for r in rows]
         if not self._claim(ids):
             return
         try:
-            self._dispatch_claimed(ids)
+            if fresh:
+                self._submit(ids, self._request(None, rows))
+                return
+            with self.factory() as session:
+                current = list(session.scalars(select(Job).where(Job.id.in_(ids))
+                                               .order_by(Job.number)))
+                if not current or any(r.backend_id for r in current) \
+                        or current[0].state != JobState.PENDING.value:
+                    return
+                request = self._request(session, current)
+            self._submit(ids, request)
         finally:
             self._release(ids)
 
-    def _dispatch_claimed(self, ids: Sequence[str]) -> None:
-        with self.factory() as session:
-            rows = list(session.scalars(select(Job).where(Job.id.in_(ids))
-                                        .order_by(Job.number)))
-            if not rows or any(r.backend_id for r in rows) \
-                    or rows[0].state != JobState.PENDING.value:
-                return
-            request = self._request(session, rows)
+    def _submit(self, ids: Sequence[str], request: SubmitRequest | None) -> None:
         if request is None:
             return
         try:
@@ -89,8 +96,8 @@ class Dispatcher:
         except BackendUnavailable as exc:
             self.backend_error = exc.message
             with self.factory() as session, session.begin():
-                for row in session.scalars(select(Job).where(Job.id.in_(ids))):
-                    row.reason = "BackendUnavailable"
+                session.execute(update(Job).where(Job.id.in_(ids))
+                                .values(reason="BackendUnavailable"))
             return
         except BackendRejected as exc:
             with self.factory() as session, session.begin():
@@ -101,24 +108,27 @@ class Dispatcher:
                         hook(session, row, None)
             raise
         self.backend_error = None
+        if request.array is None:
+            pairs = [(ids[0], result.backend_id)]
+        else:
+            pairs = [(job_id, result.task_backend_ids[index]) for job_id, index
+                     in zip(request.task_job_ids, request.array.indices, strict=True)]
         with self.factory() as session, session.begin():
-            for row in session.scalars(select(Job).where(Job.id.in_(ids))):
-                if row.array_task_id is not None:
-                    row.backend_id = result.task_backend_ids.get(row.array_task_id)
-                else:
-                    row.backend_id = result.backend_id
-                if row.reason in ("Submitted", "BackendUnavailable"):
-                    row.reason = "Priority"
+            session.execute(update(Job), [{"id": j, "backend_id": b, "reason": "Priority"}
+                                          for j, b in pairs])
 
-    def _request(self, session: Session, rows: Sequence[Job]) -> SubmitRequest | None:
+    def _request(self, session: Session | None,
+                 rows: Sequence[Job]) -> SubmitRequest | None:
         first = rows[0]
-        project = session.get(Project, first.project_id)
-        user = session.get(User, first.user_id)
-        assert project is not None and user is not None
         deps: list[BackendDependency] = []
         for dep in first.spec.get("dependencies", []):
-            backend_ids = list(session.scalars(select(Job.backend_id).where(
-                Job.id.in_(dep["job_ids"]))))
+            if session is None:
+                with self.factory() as lookup:
+                    backend_ids = list(lookup.scalars(select(Job.backend_id).where(
+                        Job.id.in_(dep["job_ids"]))))
+            else:
+                backend_ids = list(session.scalars(select(Job.backend_id).where(
+                    Job.id.in_(dep["job_ids"]))))
             if any(b is None for b in backend_ids):
                 return None  # a dependency is not dispatched yet: wait for it
             deps.append(BackendDependency(DependencyKind(dep["kind"]),
@@ -141,7 +151,8 @@ class Dispatcher:
                                 gpu_type=first.gpu_type)
         return SubmitRequest(
             job_id=first.id, job_number=first.number, name=first.name,
-            user=user.username, account=project.name, partition=first.partition,
+            user=first.spec["user"], account=first.spec["account"],
+            partition=first.partition,
             allocation=allocation, time_limit=first.time_limit, script=first.script,
             workdir=first.workdir, stdout=stdout, stderr=stderr,
             environment=_export_env(spec.get("export") or "ALL"),
@@ -149,12 +160,16 @@ class Dispatcher:
             task_job_ids=[r.id for r in rows] if array else (),
             task_numbers=[r.number for r in rows] if array else (), qos=first.qos)
 
-    def dispatch_pending(self) -> int:
-        """Retry every stored job that the backend has not accepted yet."""
+    def dispatch_pending(self, min_age: float = 5.0) -> int:
+        """Retry every stored job that the backend has not accepted yet.
+
+        Jobs younger than `min_age` seconds are left to the request that stored them.
+        """
+        cutoff = utcnow() - timedelta(seconds=min_age)
         with self.factory() as session:
             rows = list(session.scalars(select(Job).where(
-                Job.backend_id.is_(None), Job.state == JobState.PENDING.value)
-                .order_by(Job.number)))
+                Job.backend_id.is_(None), Job.state == JobState.PENDING.value,
+                Job.submit_time <= cutoff).order_by(Job.number)))
         groups: dict[object, list[Job]] = {}
         for row in rows:
             groups.setdefault(row.array_job_number or row.id, []).append(row)
@@ -179,7 +194,25 @@ class Dispatcher:
                 return
             if found:
                 self._adopt(row.id, found)
-        self.dispatch_pending()
+        self._forget_lost()
+        self.dispatch_pending(min_age=0)
+
+    def _forget_lost(self) -> None:
+        """Jobs the backend no longer knows at all are dispatched again."""
+        with self.factory() as session:
+            active = dict(session.execute(select(Job.id, Job.backend_id).where(
+                Job.state == JobState.PENDING.value, Job.backend_id.is_not(None))).all())
+        if not active:
+            return
+        try:
+            known = self.backend.poll([b for b in active.values() if b])
+        except BackendUnavailable:
+            return
+        lost = [job_id for job_id, bid in active.items() if bid not in known]
+        if lost:
+            log.warning("backend lost %d pending jobs; dispatching them again", len(lost))
+            with self.factory() as session, session.begin():
+                session.execute(update(Job).where(Job.id.in_(lost)).values(backend_id=None))
 
     def _adopt(self, job_id: str, found: list[JobStatus]) -> None:
         with self.factory() as session, session.begin():

@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from lightgrid.center.access import Principal
 from lightgrid.center.tenancy import get_project
 from lightgrid.core.errors import Conflict, InvalidRequest, NotFound
+from lightgrid.core.ids import new_id
 from lightgrid.core.jobs import JobSpec, JobState, check_transition, expand_output_pattern
 from lightgrid.core.resources import Allocation, Partition, normalize
 from lightgrid.store.base import utcnow
@@ -44,7 +45,9 @@ class Admission:
     task_count: int
 
 
-#: Called inside the submitting transaction; raise to refuse (e.g. not enough funds).
+#: Called inside the submitting transaction after the job rows are inserted (they are
+#: passed as detached, read-only objects); raise to refuse, and the whole submission
+#: rolls back (e.g. not enough funds).
 AdmissionHook = Callable[[Session, Admission, Sequence[Job]], None]
 
 
@@ -145,18 +148,22 @@ class JobService:
         if pid is None and not principal.is_operator:
             raise InvalidRequest(f"you are not a member of project {account!r}",
                                  field="account")
-        project = session.get(Project, pid) if pid else get_project(session, account)
+        project = (session.get(Project, pid, options=[joinedload(Project.organization)])
+                   if pid else get_project(session, account))
         if project is None or not project.active:
             raise InvalidRequest(f"project {account!r} is not active", field="account")
         return project
 
     def submit(self, principal: Principal, spec: JobSpec) -> list[Job]:
-        """Validate, admit and store a job (one row per array task); not yet dispatched."""
+        """Validate, admit and store a job (one row per array task); not yet dispatched.
+
+        One transaction of a few statements (bulk inserts), because this is the hot
+        path of the API.
+        """
         with self.factory() as session, session.begin():
             project, partition, allocation, time_limit = self.validate(principal, spec,
                                                                        session)
-            org = session.get(Organization, project.org_id)
-            assert org is not None
+            org = project.organization
             deps = self._resolve_dependencies(session, principal, spec)
             indices: Sequence[int | None] = spec.array.indices if spec.array else [None]
             numbers = self._next_numbers(session, len(indices))
@@ -166,9 +173,12 @@ class JobService:
             name = spec.name or _default_name(spec.script)
             default_out = "slurm-%A_%a.out" if spec.array else "slurm-%j.out"
             spec_json = _spec_to_json(spec, deps)
+            # Resolved names travel with the job, so dispatching needs no lookups.
+            spec_json["account"] = project.name
+            spec_json["user"] = principal.username
             now = utcnow()
-            rows: list[Job] = []
             first = numbers[0]
+            values: list[dict[str, Any]] = []
             for number, index in zip(numbers, indices, strict=True):
                 def out_path(pattern: str | None, _n: int = number,
                              _i: int | None = index) -> str:
@@ -179,25 +189,28 @@ class JobService:
                     return str(workdir / expanded)
 
                 stdout = out_path(spec.stdout)
-                stderr = out_path(spec.stderr) if spec.stderr else stdout
-                rows.append(Job(
-                    number=number, name=name, user_id=principal.user_id,
+                values.append(dict(
+                    id=new_id(), number=number, name=name, user_id=principal.user_id,
                     project_id=project.id, org_id=org.id, partition=partition.name,
                     qos=spec.qos, state=JobState.PENDING.value, reason="Submitted",
                     script=spec.script, spec=spec_json, cpus=allocation.tres.cpu,
                     mem=allocation.tres.mem, gpus=allocation.tres.gpu,
                     exclusive_nodes=allocation.tres.node, nodes=allocation.nodes,
                     gpu_type=allocation.gpu_type, time_limit=time_limit,
-                    workdir=str(workdir), stdout_path=stdout, stderr_path=stderr,
+                    workdir=str(workdir), stdout_path=stdout,
+                    stderr_path=out_path(spec.stderr) if spec.stderr else stdout,
                     array_job_number=first if spec.array else None, array_task_id=index,
-                    submit_time=now, updated_at=now))
-            session.add_all(rows)
-            session.flush()
+                    backend_id=None, submit_time=now, updated_at=now, start_time=None,
+                    end_time=None, exit_code=None, elapsed=None, cpu_time=None,
+                    max_rss=None))
+            session.execute(insert(Job), values)
+            session.execute(insert(JobEvent), [
+                dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
+                     to_state=JobState.PENDING.value, reason="submitted") for v in values])
+            # Hooks see the stored rows as plain (detached) objects, read-only.
+            rows = [Job(**v) for v in values]
             for hook in self.admission_hooks:
                 hook(session, admission, rows)
-            session.add_all([JobEvent(job_id=r.id, at=now, from_state=None,
-                                      to_state=JobState.PENDING.value, reason="submitted")
-                             for r in rows])
         return rows
 
     def _next_numbers(self, session: Session, count: int) -> list[int]:

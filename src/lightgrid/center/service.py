@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from lightgrid.backends.base import Backend
 from lightgrid.center.auth import TokenAuthenticator
+from lightgrid.center.billing import install_billing
 from lightgrid.center.dispatch import Dispatcher
 from lightgrid.center.files import Workspace, Workspaces
 from lightgrid.center.jobs import JobService
@@ -59,6 +60,7 @@ class Center:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        install_billing(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, backend: Backend | None = None) -> Center:

@@ -20,7 +20,7 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
-    from lightgrid.cli import admin, files, jobs, server, sim
+    from lightgrid.cli import admin, billing, files, jobs, server, sim
 
     app.command()(server.serve)
     app.command()(server.demo)
@@ -28,6 +28,7 @@ def _register() -> None:
     files.register(app)
     admin.register(app)
     sim.register(app)
+    billing.register(app)
 
 
 def main() -> None:

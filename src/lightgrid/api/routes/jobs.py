@@ -24,7 +24,7 @@ def submit(body: SubmitIn, center: CenterDep, principal: PrincipalDep) -> Submit
     """Submit a batch script (with `#SBATCH` directives) or a JSON spec."""
     spec = body.to_spec()
     rows = center.jobs.submit(principal, spec)
-    center.dispatcher.dispatch(rows)
+    center.dispatcher.dispatch(rows, fresh=True)
     project_names = {pid: name for name, pid in principal.project_names.items()}
     if rows[0].project_id in project_names:
         names = {rows[0].user_id: ("user", principal.username),

@@ -184,7 +184,7 @@ class EmbeddedBackend(Backend):
                     kill_grace=self.config.kill_grace)
                 (job_dir / SCRIPT_FILE).write_text(request.script)
                 os.chmod(job_dir / SCRIPT_FILE, 0o755)
-                write_json_atomic(job_dir / JOB_FILE, record.to_json())
+                write_json_atomic(job_dir / JOB_FILE, record.to_json(), durable=False)
                 self._add(record, job_dir)
                 if index is not None:
                     result[index] = backend_id

@@ -68,12 +68,19 @@ class RunnerStatus:
     reason: str = ""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write by rename, so readers see the old or the new file, never a torn one.
+
+    `durable` also fsyncs, so the file survives a power loss; a submission record does
+    without (the platform's database is the durable copy, and reconciliation after a
+    crash resubmits what the backend lost).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as fh:
         json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

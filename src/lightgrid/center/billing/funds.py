@@ -23,6 +23,7 @@ from lightgrid.core.ids import new_id
 from lightgrid.core.jobs import JobState
 from lightgrid.core.ledger import (
     MANUAL_ADJUSTMENT,
+    Account,
     Leg,
     Transaction,
     TxnKind,
@@ -35,7 +36,7 @@ from lightgrid.core.ledger import (
 )
 from lightgrid.core.money import Money, allocate
 from lightgrid.core.pricing import Customer, PriceBook, Quote, Unpriced, price_at
-from lightgrid.core.quotas import QuotaNeed, block_status
+from lightgrid.core.quotas import QuotaNeed
 from lightgrid.core.resources import Tres
 from lightgrid.store.models import Organization, Project
 from lightgrid.store.models.billing import ChargeRow, HoldRow, LedgerTransaction, ReviewRow
@@ -126,11 +127,10 @@ class Funds:
         org_available = self.money(max(_ZERO, org_avail))
         spendable = available + org_available
         threshold = self.money(limits.threshold(session, project))
-        status = block_status(project, spendable, threshold,
-                              None, at)
         listed = limits.whitelisted(session, project, at) is not None
+        blocked = spendable <= threshold and not listed
         return Position(project, org, available + held, held, available, org_available,
-                        spendable, threshold, status.blocked and not listed, listed)
+                        spendable, threshold, blocked, listed)
 
     def org_position(self, session: Session, org: str) -> dict[str, str]:
         bal = sql.balances(session, [org_wallet(org).code, receivable(f"org:{org}").code])
@@ -388,7 +388,7 @@ class Funds:
             limits.settle_quota(session, project, QuotaNeed(), used)
         shape = usage.shape()
         row = ChargeRow(
-            id=new_id(), key=str(usage.key), job_id=usage.job_id, project=project,
+            id=new_id(), key=str(usage.key), job_id=usage.job_id or None, project=project,
             user=usage.user, partition=usage.partition, qos=usage.qos,
             gpu_type=usage.gpu_type, state=str(usage.state), cpus=shape.tres.cpu,
             mem=shape.tres.mem, gpus=shape.tres.gpu, nodes=shape.tres.node,
@@ -409,9 +409,7 @@ class Funds:
                                                    .where(ChargeRow.project == project))))
 
 
-def _acct(code: str) -> Any:
-    from lightgrid.core.ledger import Account
-
+def _acct(code: str) -> Account:
     return Account.parse(code)
 
 

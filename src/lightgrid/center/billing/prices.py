@@ -52,7 +52,8 @@ def _plain(value: Any) -> Any:
 def parse_toml(text: str) -> dict[str, Any]:
     """A price book version or contract from TOML; bare numbers are read as decimals."""
     try:
-        return _plain(tomllib.loads(text, parse_float=Decimal))  # type: ignore[no-any-return]
+        data: dict[str, Any] = _plain(tomllib.loads(text, parse_float=Decimal))
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise InvalidRequest(f"TOML: {exc}", field="body") from None
 

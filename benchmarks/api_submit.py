@@ -1,0 +1,156 @@
+"""API submissions per second and latency with concurrent clients.
+
+Runs a center (embedded backend, scheduler paused so that the machine's two cores go
+to the API and the database, not to running the submitted jobs) in a server process,
+and drives it from this process with N keep-alive HTTP/1.1 connections, each
+submitting `#SBATCH` scripts of jobs that do nothing, one request at a time.
+
+    .venv/bin/python benchmarks/api_submit.py --db sqlite --clients 32 --seconds 20
+    .venv/bin/python benchmarks/api_submit.py --db postgresql+psycopg://postgres@127.0.0.1:54329/postgres
+
+Prints one JSON line: database, clients, requests, errors, rate (submissions/s),
+p50/p90/p99 latency in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+SCRIPT = "#!/bin/sh\n#SBATCH --account=bench\n#SBATCH --time=1\ntrue\n"
+
+
+def _serve(db_url: str, data_dir: str, port: int, ready: multiprocessing.Queue,
+           workers_note: str) -> None:  # type: ignore[type-arg]
+    import uvicorn
+
+    from lightgrid.api.app import create_app
+    from lightgrid.center import tenancy
+    from lightgrid.center.auth import issue_token
+    from lightgrid.center.service import Center
+    from lightgrid.settings import load_settings
+
+    settings = load_settings(None, data_dir=Path(data_dir), database_url=db_url)
+    center = Center.from_settings(settings)
+    with center.factory() as s, s.begin():
+        org = tenancy.create_org(s, "bench-org", "university")
+        project = tenancy.create_project(s, org, "bench")
+        user = tenancy.create_user(s, "bench-user")
+        tenancy.add_member(s, project, user)
+        _, token = issue_token(s, user)
+    # The scheduler stays paused: jobs are accepted and queued, not run.
+    app = create_app(center, manage_lifecycle=False)
+    ready.put(token)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+async def _client(port: int, token: str, body: bytes, stop_at: float,
+                  latencies: list[float], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    request = head + body
+    while time.perf_counter() < stop_at:
+        start = time.perf_counter()
+        writer.write(request)
+        status_line = await reader.readline()
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - start)
+        if not status_line.startswith(b"HTTP/1.1 201"):
+            errors.append(int(status_line.split()[1]))
+    writer.close()
+
+
+async def _load(port: int, token: str, clients: int, seconds: float,
+                warmup: float) -> tuple[list[float], list[int], float]:
+    body = json.dumps({"script": SCRIPT}).encode()
+    scratch: list[float] = []
+    await asyncio.gather(*(_client(port, token, body, time.perf_counter() + warmup,
+                                   scratch, []) for _ in range(clients)))
+    latencies: list[float] = []
+    errors: list[int] = []
+    start = time.perf_counter()
+    await asyncio.gather(*(_client(port, token, body, start + seconds, latencies, errors)
+                           for _ in range(clients)))
+    return latencies, errors, time.perf_counter() - start
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _fresh_pg(url: str) -> tuple[str, str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(url)
+    name = "bench_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(f"host={admin.host} port={admin.port} user={admin.username} "
+                         f"dbname={admin.database}", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.set(database=name).render_as_string(hide_password=False), name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default="sqlite", help="'sqlite' or a PostgreSQL URL")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db_label = "sqlite" if args.db == "sqlite" else "postgresql"
+        db_url = f"sqlite:///{tmp}/bench.db" if args.db == "sqlite" else _fresh_pg(args.db)[0]
+        port = _free_port()
+        ready: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        server = multiprocessing.Process(target=_serve, args=(db_url, tmp, port, ready, ""),
+                                         daemon=True)
+        server.start()
+        token = ready.get(timeout=120)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        latencies, errors, elapsed = asyncio.run(
+            _load(port, token, args.clients, args.seconds, args.warmup))
+        server.terminate()
+        server.join(10)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+    print(json.dumps({
+        "database": db_label, "clients": args.clients, "seconds": round(elapsed, 1),
+        "requests": len(latencies), "errors": len(errors),
+        "rate": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+        "cpus": os.cpu_count(), "python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
