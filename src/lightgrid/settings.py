@@ -65,8 +65,9 @@ def default_partitions() -> list[PartitionSettings]:
 class SlurmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slurm_conf: Path | None = None
-    cluster: str | None = None
-    command_timeout: float = 30.0
+    cluster: str | None = None  # defaults to center_name
+    command_timeout: float = Field(default=30.0, gt=0)
+    submit_as_user: bool = False  # sbatch --uid=<user>: the service runs as root/SlurmUser
 
 
 class Settings(BaseSettings):

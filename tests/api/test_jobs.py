@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -87,7 +89,7 @@ def test_array_throttle_limits_running_tasks(api: TestClient, tenants: Tenants,
     out = submit(api, h, script("sleep 1", "-A p1", "--array=1-4%1"))
     rows = wait_for(api, h, out["job_id"], timeout=40)
     spans = sorted((r["start_time"], r["end_time"]) for r in rows)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # never two tasks at once
 
 

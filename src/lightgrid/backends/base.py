@@ -56,6 +56,11 @@ class SubmitRequest:
     task_job_ids: Sequence[str] = ()
     task_numbers: Sequence[int] = ()
     qos: str | None = None
+    #: The user's task layout, when known (the allocation is the same either way).
+    ntasks: int | None = None
+    cpus_per_task: int | None = None
+    #: The user's own comment; a backend may keep the platform id in its own field.
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -158,7 +158,9 @@ class Dispatcher:
             environment=_export_env(spec.get("export") or "ALL"),
             export=spec.get("export") or "ALL", dependencies=deps, array=array,
             task_job_ids=[r.id for r in rows] if array else (),
-            task_numbers=[r.number for r in rows] if array else (), qos=first.qos)
+            task_numbers=[r.number for r in rows] if array else (), qos=first.qos,
+            ntasks=spec.get("ntasks"), cpus_per_task=spec.get("cpus_per_task"),
+            comment=spec.get("comment"))
 
     def dispatch_pending(self, min_age: float = 5.0) -> int:
         """Retry every stored job that the backend has not accepted yet.

@@ -19,6 +19,7 @@ from lightgrid.center.billing import install_billing
 from lightgrid.center.dispatch import Dispatcher
 from lightgrid.center.files import Workspace, Workspaces
 from lightgrid.center.jobs import JobService
+from lightgrid.core.errors import InvalidRequest
 from lightgrid.settings import Settings
 from lightgrid.store.db import make_engine, make_sessionmaker, migrate
 
@@ -30,9 +31,14 @@ def make_backend(settings: Settings) -> Backend:
     if settings.backend == "slurm":
         from lightgrid.backends.slurm import SlurmBackend, SlurmConfig
 
+        if settings.slurm.slurm_conf is None:
+            raise InvalidRequest("backend 'slurm' needs slurm.slurm_conf (the path of "
+                                 "slurm.conf)", field="slurm.slurm_conf")
         return SlurmBackend(SlurmConfig(
-            slurm_conf=settings.slurm.slurm_conf, cluster=settings.slurm.cluster,
-            command_timeout=settings.slurm.command_timeout))
+            slurm_conf=settings.slurm.slurm_conf,
+            cluster=settings.slurm.cluster or settings.center_name,
+            command_timeout=settings.slurm.command_timeout,
+            submit_as_user=settings.slurm.submit_as_user))
     from lightgrid.backends.embedded.backend import EmbeddedBackend, EmbeddedConfig
 
     return EmbeddedBackend(

@@ -155,7 +155,7 @@ class EmbeddedBackend(Backend):
             for _, _, number in tasks:
                 if str(number) in self._jobs:
                     raise BackendRejected(f"job {number} was already submitted")
-            for dep_kind, ids in deps:
+            for _kind, ids in deps:
                 for dep in ids:
                     if dep not in self._jobs:
                         raise BackendRejected(f"dependency on unknown job {dep}",

@@ -8,6 +8,7 @@ forwards cancellation, measures CPU time and peak RSS, and writes `status.json`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -118,10 +119,7 @@ def run(job_dir: Path) -> int:
     end = time.time()
     # Reap what is left of the group (background children of the script).
     _signal_group(proc.pid, signal.SIGKILL)
-    if os.WIFEXITED(status):
-        exit_code = os.WEXITSTATUS(status)
-    else:
-        exit_code = 128 + os.WTERMSIG(status)
+    exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     if state is None:
         state = "COMPLETED" if exit_code == 0 else "FAILED"
     cpu = rusage.ru_utime + rusage.ru_stime if rusage else 0.0
@@ -133,10 +131,8 @@ def run(job_dir: Path) -> int:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class WFP3(QueueOrder):
         wait = now - job.submit
         return -((wait / max(job.estimate, 1)) ** 3) * self.size(job.request)
 
-    
+
 class F1(QueueOrder):
     """A learned score of estimate, size and submit time (Carastan-Santos and de Camargo)."""
 
