@@ -15,7 +15,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def get_center(request: Request) -> Center:
-    return request.app.state.center  # type: ignore[no-any-return]
+    center: Center = request.app.state.center
+    return center
 
 
 async def get_principal(

@@ -85,7 +85,7 @@ class Principal:
         """A SQL condition selecting exactly the jobs this principal may see."""
         if self.is_operator:
             return None
-        clauses = []
+        clauses: list[Any] = []
         if self.admin_orgs:
             clauses.append(Job.org_id.in_(self.admin_orgs))
         pi_projects = [p for p, r in self.projects.items() if r == PI]

@@ -104,9 +104,9 @@ def seed(center: Center, *, sample_jobs: bool = True) -> DemoTokens:
             fresh = False
         tokens = {}
         for username in ("admin", "finance", "alice", "wang-pi", "bob"):
-            user = session.scalar(select(User).where(User.username == username))
-            assert user is not None
-            _, tokens[username] = issue_token(session, user, name="demo")
+            holder = session.scalar(select(User).where(User.username == username))
+            assert holder is not None
+            _, tokens[username] = issue_token(session, holder, name="demo")
     if fresh:
         seed_billing(center)
     if sample_jobs and fresh:

@@ -10,8 +10,10 @@ loop from dispatching the same job twice.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +50,10 @@ class Dispatcher:
         self._claims: set[str] = set()
         self._claim_lock = threading.Lock()
         self.backend_error: str | None = None
+        self._inbox: queue.SimpleQueue[tuple[Sequence[Job], Future[None]] | None] = \
+            queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- dispatch ----------------------------------------------------------------
 
@@ -66,31 +72,63 @@ class Dispatcher:
         """Hand one submission (a job, or all tasks of one array) to the backend.
 
         `fresh` rows come straight from `JobService.submit` and are known to be
-        undispatched, which saves re-reading them. Raises BackendRejected after
-        recording the refusal on the jobs; leaves them queued for a retry on
-        BackendUnavailable.
+        undispatched, which saves re-reading them; other rows are re-read, and a job
+        the backend already holds (accepted before an earlier failure) is adopted
+        rather than submitted again. Raises BackendRejected after recording the
+        refusal on the jobs; leaves them queued for a retry on BackendUnavailable.
         """
         ids = [r.id for r in rows]
         if not self._claim(ids):
             return
         try:
             if fresh:
-                self._submit(ids, self._request(None, rows))
-                return
-            with self.factory() as session:
-                current = list(session.scalars(select(Job).where(Job.id.in_(ids))
-                                               .order_by(Job.number)))
-                if not current or any(r.backend_id for r in current) \
-                        or current[0].state != JobState.PENDING.value:
+                request = self._request(None, rows)
+            else:
+                with self.factory() as session:
+                    current = list(session.scalars(select(Job).where(Job.id.in_(ids))
+                                                   .order_by(Job.number)))
+                    if not current or any(r.backend_id for r in current) \
+                            or current[0].state != JobState.PENDING.value:
+                        return
+                    request = self._request(session, current)
+                if request is not None and self._adopt_existing(current):
                     return
-                request = self._request(session, current)
-            self._submit(ids, request)
+            self._store_backend_ids(self._hand_over(ids, request))
         finally:
             self._release(ids)
 
-    def _submit(self, ids: Sequence[str], request: SubmitRequest | None) -> None:
+    def _adopt_existing(self, rows: Sequence[Job]) -> bool:
+        """Adopt a submission the backend already holds (under its platform id)."""
+        try:
+            found = self.backend.find_by_platform_id(rows[0].id)
+        except BackendUnavailable:
+            return False
+        if not found:
+            return False
+        by_platform = {s.platform_job_id: s.backend_id for s in found}
+        by_index = {int(s.backend_id.rsplit("_", 1)[1]): s.backend_id for s in found
+                    if "_" in s.backend_id and s.backend_id.rsplit("_", 1)[1].isdigit()}
+        pairs = []
+        for row in rows:
+            bid = by_platform.get(row.id) or (by_index.get(row.array_task_id)
+                                               if row.array_task_id is not None else None)
+            if bid is None and row is not rows[0]:
+                # Backends that keep one platform id per task are asked per task.
+                more = self.backend.find_by_platform_id(row.id)
+                bid = more[0].backend_id if more else None
+            if bid is None and len(rows) == 1:
+                bid = found[0].backend_id
+            if bid is not None:
+                pairs.append((row.id, bid))
+        self._store_backend_ids(pairs)
+        log.info("adopted %d job(s) the backend already held", len(pairs))
+        return True
+
+    def _hand_over(self, ids: Sequence[str],
+                   request: SubmitRequest | None) -> list[tuple[str, str]]:
+        """Submit to the backend; returns (job id, backend id) pairs to store."""
         if request is None:
-            return
+            return []
         try:
             result = self.backend.submit(request)
         except BackendUnavailable as exc:
@@ -98,7 +136,7 @@ class Dispatcher:
             with self.factory() as session, session.begin():
                 session.execute(update(Job).where(Job.id.in_(ids))
                                 .values(reason="BackendUnavailable"))
-            return
+            return []
         except BackendRejected as exc:
             with self.factory() as session, session.begin():
                 for row in session.scalars(select(Job).where(Job.id.in_(ids))):
@@ -109,13 +147,90 @@ class Dispatcher:
             raise
         self.backend_error = None
         if request.array is None:
-            pairs = [(ids[0], result.backend_id)]
-        else:
-            pairs = [(job_id, result.task_backend_ids[index]) for job_id, index
-                     in zip(request.task_job_ids, request.array.indices, strict=True)]
+            return [(ids[0], result.backend_id)]
+        return [(job_id, result.task_backend_ids[index]) for job_id, index
+                in zip(request.task_job_ids, request.array.indices, strict=True)]
+
+    def _store_backend_ids(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if not pairs:
+            return
         with self.factory() as session, session.begin():
             session.execute(update(Job), [{"id": j, "backend_id": b, "reason": "Priority"}
                                           for j, b in pairs])
+
+    # -- batched dispatch of fresh submissions -------------------------------------
+
+    def start_batching(self) -> None:
+        """Dispatch fresh submissions from one worker, storing backend ids in batches.
+
+        Concurrent requests then share one database commit for their backend ids
+        instead of paying one each; each request still waits for its own outcome.
+        """
+        if self._worker is None:
+            self._stopping.clear()
+            self._worker = threading.Thread(target=self._work, name="dispatcher",
+                                            daemon=True)
+            self._worker.start()
+
+    def stop_batching(self) -> None:
+        if self._worker is not None:
+            self._stopping.set()
+            self._inbox.put(None)
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    def submit_fresh(self, rows: Sequence[Job], timeout: float = 300.0) -> None:
+        """Dispatch rows just stored by `JobService.submit`; errors as `dispatch`."""
+        if self._worker is None:
+            self.dispatch(rows, fresh=True)
+            return
+        done: Future[None] = Future()
+        self._inbox.put((rows, done))
+        done.result(timeout=timeout)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            item = self._inbox.get()
+            if item is None:
+                continue
+            batch = [item]
+            while len(batch) < 512:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is not None:
+                    batch.append(more)
+            self._dispatch_batch(batch)
+
+    def _dispatch_batch(self, batch: list[tuple[Sequence[Job], Future[None]]]) -> None:
+        pairs: list[tuple[str, str]] = []
+        outcomes: list[tuple[Future[None], BaseException | None]] = []
+        claimed: list[str] = []
+        for rows, done in batch:
+            ids = [r.id for r in rows]
+            if not self._claim(ids):
+                outcomes.append((done, None))
+                continue
+            claimed.extend(ids)
+            try:
+                pairs.extend(self._hand_over(ids, self._request(None, rows)))
+                outcomes.append((done, None))
+            except BaseException as exc:  # handed to the waiting request
+                outcomes.append((done, exc))
+        try:
+            self._store_backend_ids(pairs)
+        except BaseException as exc:
+            # The backend holds these jobs; a retry adopts them by platform id.
+            log.exception("storing backend ids failed")
+            outcomes = [(done, error or exc) for done, error in outcomes]
+        finally:
+            self._release(claimed)
+        for done, error in outcomes:
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
     def _request(self, session: Session | None,
                  rows: Sequence[Job]) -> SubmitRequest | None:
@@ -135,7 +250,7 @@ class Dispatcher:
                                           tuple(b for b in backend_ids if b)))
         array = None
         if first.array_job_number is not None:
-            array = ArraySpec(tuple(r.array_task_id for r in rows  # type: ignore[misc]
+            array = ArraySpec(tuple(r.array_task_id for r in rows
                                     if r.array_task_id is not None),
                               first.spec.get("array", {}).get("max_running"))
         spec = first.spec
@@ -185,17 +300,8 @@ class Dispatcher:
         return done
 
     def reconcile(self) -> None:
-        """Adopt jobs the backend accepted before a crash, then dispatch the rest."""
-        with self.factory() as session:
-            rows = list(session.scalars(select(Job).where(
-                Job.backend_id.is_(None), Job.state == JobState.PENDING.value)))
-        for row in rows:
-            try:
-                found = self.backend.find_by_platform_id(row.id)
-            except BackendUnavailable:
-                return
-            if found:
-                self._adopt(row.id, found)
+        """At start-up: re-dispatch what the backend lost, then every job not yet
+        handed over (adopting those the backend accepted just before a crash)."""
         self._forget_lost()
         self.dispatch_pending(min_age=0)
 
@@ -215,14 +321,6 @@ class Dispatcher:
             log.warning("backend lost %d pending jobs; dispatching them again", len(lost))
             with self.factory() as session, session.begin():
                 session.execute(update(Job).where(Job.id.in_(lost)).values(backend_id=None))
-
-    def _adopt(self, job_id: str, found: list[JobStatus]) -> None:
-        with self.factory() as session, session.begin():
-            row = session.get(Job, job_id)
-            if row is None or row.backend_id:
-                return
-            row.backend_id = found[0].backend_id
-            log.info("adopted job %s as backend job %s", row.number, row.backend_id)
 
     # -- state sync ----------------------------------------------------------------
 

@@ -274,7 +274,7 @@ class JobService:
             return list(session.scalars(select(JobEvent).where(
                 JobEvent.job_id.in_([j.id for j in jobs])).order_by(JobEvent.at)))
 
-    def list(self, principal: Principal, flt: JobFilter, *, after: int | None = None,
+    def list_jobs(self, principal: Principal, flt: JobFilter, *, after: int | None = None,
              limit: int = 100) -> list[Job]:
         """A page of jobs by ascending number, starting after the cursor `after`."""
         limit = max(1, min(limit, MAX_PAGE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -48,6 +49,14 @@ def make_backend(settings: Settings) -> Backend:
         settings.partition_map())
 
 
+class BackgroundTask(Protocol):
+    """Work that runs while the center runs (Slurm association sync, accounting)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Center:
     """A running center: store, backend, services and the sync loop."""
 
@@ -66,7 +75,13 @@ class Center:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Started after the backend (in order), stopped before it (in reverse).
+        self.background: list[BackgroundTask] = []
         install_billing(self)
+        if backend.kind == "slurm":
+            from lightgrid.center.slurm_sync import install_slurm
+
+            install_slurm(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, backend: Backend | None = None) -> Center:
@@ -92,7 +107,10 @@ class Center:
     def start(self) -> None:
         """Start the backend, adopt what a crash left behind, then loop."""
         self.backend.start()
+        for task in self.background:
+            task.start()
         self.dispatcher.reconcile()
+        self.dispatcher.start_batching()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="center-sync", daemon=True)
         self._thread.start()
@@ -103,6 +121,9 @@ class Center:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.dispatcher.stop_batching()
+        for task in reversed(self.background):
+            task.stop()
         self.backend.stop()
 
     def close(self) -> None:

@@ -29,8 +29,8 @@ def _show(data: object, columns: list[str], json_out: bool) -> None:
     if json_out:
         print_json(data)
     else:
-        console.print(_table(data if isinstance(data, list) else [data],  # type: ignore[arg-type]
-                             columns))
+        rows: list[dict[str, object]] = data if isinstance(data, list) else [data]  # type: ignore[list-item]
+        console.print(_table(rows, columns))
 
 
 @org_app.command("create")

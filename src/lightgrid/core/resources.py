@@ -33,18 +33,18 @@ class Tres:
         return Tres(self.cpu - other.cpu, self.mem - other.mem,
                     self.gpu - other.gpu, self.node - other.node)
 
-    def __le__(self, other: Tres) -> bool:  # type: ignore[override]
+    def __le__(self, other: Tres) -> bool:
         """Component-wise: every resource of `self` fits in `other`."""
         return (self.cpu <= other.cpu and self.mem <= other.mem
                 and self.gpu <= other.gpu and self.node <= other.node)
 
-    def __ge__(self, other: Tres) -> bool:  # type: ignore[override]
+    def __ge__(self, other: Tres) -> bool:
         return other <= self
 
-    def __lt__(self, other: Tres) -> bool:  # type: ignore[override]
+    def __lt__(self, other: Tres) -> bool:
         return self <= other and self != other
 
-    def __gt__(self, other: Tres) -> bool:  # type: ignore[override]
+    def __gt__(self, other: Tres) -> bool:
         return other <= self and self != other
 
     def scaled(self, factor: int) -> Tres:

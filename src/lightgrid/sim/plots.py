@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -39,22 +40,21 @@ class Recorder:
 
 
 def binned(times: Sequence[int], values: Sequence[int],
-           bins: int = 2000) -> tuple[list[float], list[float]]:
+           bins: int = 300) -> tuple[list[float], list[float]]:
     """Time-weighted means of a step function over equal time bins."""
     if len(times) < 2:
         return list(map(float, times)), list(map(float, values))
-    t0, t1 = times[0], times[-1]
-    width = (t1 - t0) / bins or 1.0
-    sums = [0.0] * bins
-    for i in range(len(times) - 1):
-        a, b, v = times[i], times[i + 1], values[i]
-        while a < b:
-            k = min(int((a - t0) / width), bins - 1)
-            edge = min(b, t0 + (k + 1) * width) if k < bins - 1 else b
-            sums[k] += v * (edge - a)
-            a = edge
-    mids = [t0 + (k + 0.5) * width for k in range(bins)]
-    return mids, [s / width for s in sums]
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    # The integral of a step function is piecewise linear between its steps, so it
+    # can be interpolated exactly at the bin edges.
+    area = np.concatenate(([0.0], np.cumsum(v[:-1] * np.diff(t))))
+    edges = np.linspace(t[0], t[-1], bins + 1)
+    at_edges = np.interp(edges, t, area)
+    width = edges[1] - edges[0]
+    means = np.diff(at_edges) / width
+    mids = (edges[:-1] + edges[1:]) / 2
+    return mids.tolist(), means.tolist()
 
 
 def wait_cdf(ax: plt.Axes, waits: Sequence[int], label: str) -> None:

@@ -41,8 +41,9 @@ def create_token(body: TokenIn, center: CenterDep, principal: PrincipalDep) -> T
             principal.require_operator()
             user = tenancy.get_user(session, body.user)
         else:
-            user = session.get(User, principal.user_id)
-            assert user is not None
+            me = session.get(User, principal.user_id)
+            assert me is not None
+            user = me
         row, plain = issue_token(session, user, name=body.name,
                                  ttl_days=body.ttl_days or center.settings.token_ttl_days)
         return TokenOut(id=row.id, token=plain, name=row.name, prefix=row.prefix,

@@ -49,6 +49,10 @@ def _workspace(center: Center, principal: Principal, space: str, *,
     raise NotFound(f"no file space {space!r} (use 'home' or 'project:NAME')", field="space")
 
 
+async def _next(stream: AsyncIterator[bytes]) -> bytes:
+    return await stream.__anext__()
+
+
 def _entry(entry: object) -> FileEntryOut:
     return FileEntryOut(name=entry.name, type=entry.type, size=entry.size,  # type: ignore[attr-defined]
                         mtime=entry.mtime)  # type: ignore[attr-defined]
@@ -86,7 +90,7 @@ async def put_path(space: str, path: str, request: Request, center: CenterDep,
         # Runs in a worker thread; each chunk is pulled from the event loop.
         while True:
             try:
-                chunk = anyio.from_thread.run(stream.__anext__)
+                chunk: bytes = anyio.from_thread.run(_next, stream)
             except StopAsyncIteration:
                 return
             if chunk:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,7 @@ def submit(body: SubmitIn, center: CenterDep, principal: PrincipalDep) -> Submit
     """Submit a batch script (with `#SBATCH` directives) or a JSON spec."""
     spec = body.to_spec()
     rows = center.jobs.submit(principal, spec)
-    center.dispatcher.dispatch(rows, fresh=True)
+    center.dispatcher.submit_fresh(rows)
     project_names = {pid: name for name, pid in principal.project_names.items()}
     if rows[0].project_id in project_names:
         names = {rows[0].user_id: ("user", principal.username),
@@ -59,7 +60,7 @@ def list_jobs(
     flt = JobFilter(states=states, user=user, project=project, partition=partition,
                     submitted_after=submitted_after, submitted_before=submitted_before,
                     array_job=array_job)
-    rows = center.jobs.list(principal, flt, after=after, limit=limit + 1)
+    rows = center.jobs.list_jobs(principal, flt, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     names = center.jobs.names(rows)
@@ -137,7 +138,8 @@ async def output(ref: str, center: CenterDep, principal: PrincipalDep,
                              media_type="application/octet-stream", headers=headers)
 
 
-def _read_range(path: Path, start: int, end: int, chunk: int = 65536):  # type: ignore[no-untyped-def]
+def _read_range(path: Path, start: int, end: int,
+                chunk: int = 65536) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         fh.seek(start)
         left = end - start

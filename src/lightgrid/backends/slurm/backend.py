@@ -6,20 +6,28 @@ finds it again after a crash between ``sbatch`` and the platform's commit. A sub
 whose outcome is unknown (a timeout) is remembered; the next submit of that job first
 looks for it and adopts it instead of submitting twice.
 
-Resources are passed as a fixed shape that reproduces the platform's allocation:
-``--nodes=N --ntasks-per-node=1 --cpus-per-task=C --mem=M`` plus GPUs, all on the
-command line, where they override ``#SBATCH`` lines of the script.
+Resources are passed on the command line, where they override ``#SBATCH`` lines of
+the script: the user's task layout (``--ntasks``, ``--cpus-per-task``) when it
+reproduces the platform's allocation, otherwise a fixed shape
+(``--nodes=N --ntasks-per-node=1 --cpus-per-task=C``), with ``--mem`` per node and GPUs.
+
+A refusal naming the account or association (``Invalid account or account/partition
+combination``) can mean that the association sync has not yet created what the
+platform already admitted; with `on_missing_association` set, the backend asks it to
+sync and retries for a few seconds before passing the refusal on.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import pwd
 import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
@@ -44,6 +52,9 @@ _BACKEND_ID = re.compile(r"^\d+(?:_\d+)?$")
 _CHUNK = 200
 _STEP_GRACE = 120.0  # seconds to wait for a finished job's step records
 _GONE = ("already completing or completed", "invalid job id", "job has already finished")
+_NO_ASSOCIATION = re.compile(r"invalid account|account/partition combination"
+                             r"|invalid user for account|user.*not.*associat", re.IGNORECASE)
+_ASSOCIATION_WAIT = 8.0  # seconds to wait for slurmctld to learn a new association
 
 
 def compact_indices(indices: Sequence[int]) -> str:
@@ -83,6 +94,9 @@ class SlurmBackend(Backend):
         self.commands = SlurmCommands(config)
         self._lock = threading.Lock()
         self._uncertain: set[str] = set()
+        #: Called with (user, account) when Slurm refuses a job's account: should make
+        #: the association exist and return True, or False when it should not exist.
+        self.on_missing_association: Callable[[str, str], bool] | None = None
 
     # ------------------------------------------------------------ submit
 
@@ -94,10 +108,9 @@ class SlurmBackend(Backend):
             f"--job-name={_check_text('name', req.name)}",
             f"--account={_check_text('account', req.account)}",
             f"--partition={_check_text('partition', req.partition)}",
-            f"--comment={self.config.comment_prefix}{_check_text('job_id', req.job_id)}",
+            f"--comment={self._comment(req)}",
             f"--time={minutes}",
-            f"--nodes={a.nodes}", "--ntasks-per-node=1", f"--ntasks={a.nodes}",
-            f"--cpus-per-task={a.cpus_per_node}", f"--mem={a.mem_per_node}M",
+            *self._layout(req), f"--mem={a.mem_per_node}M",
             f"--chdir={_check_text('workdir', req.workdir)}",
             f"--output={_check_text('stdout', req.stdout)}",
             f"--error={_check_text('stderr', req.stderr)}",
@@ -122,6 +135,46 @@ class SlurmBackend(Backend):
                 spec += f"%{req.array.max_running}"
             args.append(f"--array={spec}")
         return args
+
+    def _comment(self, req: SubmitRequest) -> str:
+        """The platform id first (what `find_by_platform_id` looks for), then the
+        user's own comment."""
+        _check_text("job_id", req.job_id)
+        if not req.job_id or any(c.isspace() for c in req.job_id):
+            raise InvalidRequest(f"bad platform job id {req.job_id!r}", field="job_id")
+        text = f"{self.config.comment_prefix}{req.job_id}"
+        if req.comment and req.comment.strip():
+            text += " " + _check_text("comment", req.comment.strip())
+        return text
+
+    @staticmethod
+    def _layout(req: SubmitRequest) -> list[str]:
+        """Nodes, tasks and CPUs per task: the user's layout if it yields the platform's
+        allocation, else one task per node with all of the node's CPUs."""
+        a = req.allocation
+        ntasks, cpt = req.ntasks, req.cpus_per_task or 1
+        if ntasks and ntasks >= a.nodes and cpt >= 1:
+            per_node = -(-ntasks // a.nodes) * cpt
+            fits = per_node <= a.cpus_per_node
+            same = ntasks * cpt == a.tres.cpu or (a.tres.node and fits)
+            if fits and same:
+                return [f"--nodes={a.nodes}", f"--ntasks={ntasks}", f"--cpus-per-task={cpt}"]
+        return [f"--nodes={a.nodes}", "--ntasks-per-node=1", f"--ntasks={a.nodes}",
+                f"--cpus-per-task={a.cpus_per_node}"]
+
+    def _prepare_workdir(self, req: SubmitRequest) -> None:
+        """Create the job's working directory (a home or workspace on a file system the
+        nodes share); owned by the user when jobs run as the user."""
+        path = req.workdir
+        if not os.path.isabs(path) or os.path.isdir(path):
+            return
+        try:
+            os.makedirs(path, exist_ok=True)
+            if self.config.submit_as_user:
+                entry = pwd.getpwnam(req.user)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        except (OSError, KeyError) as exc:
+            log.warning("cannot prepare working directory %s: %s", path, exc)
 
     def _export_file(self, req: SubmitRequest) -> IO[bytes] | None:
         if req.export.strip().upper() == "NONE" or not req.environment:
@@ -159,8 +212,9 @@ class SlurmBackend(Backend):
             adopted = self.adopt(request)
             if adopted is not None:
                 return adopted
+        self._prepare_workdir(request)
         try:
-            out, _ = self._run_sbatch(request, ["--parsable"])
+            out = self._sbatch_with_association(request)
         except BackendUnavailable:
             # The job may or may not have reached slurmctld: look before resubmitting.
             with self._lock:
@@ -173,6 +227,27 @@ class SlurmBackend(Backend):
         if not job_id.isdigit():
             raise BackendUnavailable(f"sbatch printed no job id: {out.strip()[:200]!r}")
         return self._result(job_id, request)
+
+    def _sbatch_with_association(self, request: SubmitRequest) -> str:
+        try:
+            return self._run_sbatch(request, ["--parsable"])[0]
+        except BackendRejected as exc:
+            hook = self.on_missing_association
+            if hook is None or not _NO_ASSOCIATION.search(exc.message):
+                raise
+            if not hook(request.user, request.account):
+                raise
+            first = exc
+        # The association exists in slurmdbd now; slurmctld learns of it shortly after.
+        deadline = time.monotonic() + _ASSOCIATION_WAIT
+        while True:
+            time.sleep(0.5)
+            try:
+                return self._run_sbatch(request, ["--parsable"])[0]
+            except BackendRejected as exc:
+                if not _NO_ASSOCIATION.search(exc.message) \
+                        or time.monotonic() > deadline:
+                    raise exc from first
 
     @staticmethod
     def _result(job_id: str, request: SubmitRequest) -> SubmitResult:
@@ -275,8 +350,8 @@ class SlurmBackend(Backend):
         """Jobs carrying this platform id: the queue first, then the accounting DB."""
         _check_text("platform_job_id", platform_job_id)
         prefix = self.config.comment_prefix
-        comment = f"{prefix}{platform_job_id}"
-        found = {s.backend_id: s for job in self._queue() if job.comment == comment
+        found = {s.backend_id: s for job in self._queue()
+                 if parse.platform_id(job.comment, prefix) == platform_job_id
                  for s in parse.queue_statuses([job], prefix).values()}
         since = datetime.now(UTC) - timedelta(days=self.config.reconcile_lookback_days)
         proc = self.commands.run("sacct", [
@@ -286,7 +361,8 @@ class SlurmBackend(Backend):
         candidates = []
         for line in proc.stdout.splitlines():
             job_id, sep, text = line.partition("|")
-            if sep and text == comment and _BACKEND_ID.match(job_id):
+            if sep and parse.platform_id(text, prefix) == platform_job_id \
+                    and _BACKEND_ID.match(job_id):
                 candidates.append(job_id)
         candidates = [c for c in candidates if c not in found]
         if candidates:

@@ -246,9 +246,10 @@ def bitmap_tasks(hexmap: str) -> list[int]:
 
 
 def platform_id(comment: str | None, prefix: str) -> str | None:
-    """The platform job id carried in a job comment, if it carries one."""
+    """The platform job id carried in a job comment (its first word), if any."""
     if comment and comment.startswith(prefix):
-        return comment[len(prefix):].strip() or None
+        words = comment[len(prefix):].split(maxsplit=1)
+        return words[0] if words else None
     return None
 
 

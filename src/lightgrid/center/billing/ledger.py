@@ -73,10 +73,10 @@ def balances(session: Session, accounts: Iterable[str]) -> dict[str, Decimal]:
 def apply_deltas(session: Session, deltas: dict[str, Decimal], currency: str) -> None:
     """Move balances by `deltas`; the rows are locked first, in account order."""
     current = lock(session, deltas, currency)
-    for account in sorted(deltas):
-        if deltas[account]:
-            session.execute(update(LedgerBalance).where(LedgerBalance.account == account)
-                            .values(balance=current[account] + deltas[account]))
+    rows = [{"account": a, "balance": current[a] + deltas[a]} for a in sorted(deltas)
+            if deltas[a]]
+    if rows:  # one executemany (pipelined on PostgreSQL) by primary key
+        session.execute(update(LedgerBalance), rows)
 
 
 def posting_rows(txn: Transaction) -> list[dict[str, object]]:

@@ -1,6 +1,6 @@
 """All models, imported so that `Base.metadata` is complete for migrations."""
 
-from lightgrid.store.models import billing  # noqa: F401
+from lightgrid.store.models import accounting, billing  # noqa: F401
 from lightgrid.store.models.jobs import Counter, Job, JobEvent
 from lightgrid.store.models.tenancy import (
     ApiToken,

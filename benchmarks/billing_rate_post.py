@@ -1,0 +1,113 @@
+"""Rate and post N usage records (default 1,000,000) through the streaming ingestor.
+
+    .venv/bin/python benchmarks/billing_rate_post.py --db postgresql+psycopg://... -n 1000000
+
+Creates a fresh schema in the given (empty) database, a price book (cpu, gpu, bigmem;
+tiers; a minimum charge), 200 projects in 20 organizations with funds, then streams
+synthetic records (a generator: nothing is held in memory) and reports records/s,
+peak RSS and a reconciliation of the ledger (postings sum to zero; revenue equals the
+sum of charges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from lightgrid.center import tenancy
+from lightgrid.center.billing import prices
+from lightgrid.center.billing.bulk import Ingestor
+from lightgrid.center.billing.funds import Funds
+from lightgrid.center.billing.service import CENTER_TZ
+from lightgrid.core.funds import ChargeKey, UsageRecord
+from lightgrid.core.jobs import JobState
+from lightgrid.core.resources import Tres
+from lightgrid.store.db import make_engine, make_sessionmaker, migrate
+from lightgrid.store.models.billing import ChargeRow, LedgerPosting
+
+BOOK = {"currency": "CNY", "minimum_charge": "0.01",
+        "tiers": {"academic": "0.20", "government": "0.10"},
+        "cards": [{"partition": "cpu", "cpu": "0.05", "mem": "0.0125", "strategy": "max"},
+                  {"partition": "gpu", "cpu": "0.05", "gpu": {"a100": "8.00"}},
+                  {"partition": "bigmem", "cpu": "0.08", "mem": "0.004"}]}
+KINDS = ["key_laboratory", "university", "government_agency", "enterprise"]
+STATES = [JobState.COMPLETED] * 8 + [JobState.FAILED, JobState.TIMEOUT,
+                                     JobState.CANCELLED, JobState.NODE_FAIL]
+
+
+def setup(factory, projects: int, start: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+    funds = Funds("CNY", CENTER_TZ)
+    names = []
+    with factory() as s, s.begin():
+        prices.add_version(s, "bench", dict(BOOK, effective_from=start.isoformat()),
+                           now=start, actor="bench", currency="CNY")
+        for o in range(projects // 10):
+            org = tenancy.create_org(s, f"org{o:03d}", KINDS[o % len(KINDS)])
+            for p in range(10):
+                name = f"proj{o:03d}{p}"
+                tenancy.create_project(s, org, name)
+                names.append(name)
+                funds.top_up(s, f"project:{name}", "100000.00", method="bank_transfer",
+                             reference=f"bench-{name}", at=start)
+    return names
+
+
+def records(n: int, projects: list[str], start: datetime, seed: int) -> Iterator[UsageRecord]:
+    rng = random.Random(seed)
+    for i in range(n):
+        part = rng.choice(("cpu", "cpu", "cpu", "gpu", "bigmem"))
+        gpus = rng.choice((1, 2, 4, 8)) if part == "gpu" else 0
+        cpus = rng.choice((1, 2, 4, 8, 16, 32, 64))
+        mem = cpus * rng.choice((1024, 2048, 4096, 8192))
+        seconds = rng.randint(0, 86400)
+        begin = start + timedelta(seconds=rng.randint(1, 30 * 86400))
+        yield UsageRecord(
+            key=ChargeKey("bench", str(i), 0), job_id="", project=rng.choice(projects),
+            partition=part, tres=Tres(cpus, mem, gpus, 0), state=rng.choice(STATES),
+            elapsed=seconds, started_at=begin, ended_at=begin + timedelta(seconds=seconds),
+            user=f"user{rng.randint(0, 999)}", gpu_type="a100" if gpus else None,
+            time_limit=86400)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", required=True, help="an empty database URL")
+    ap.add_argument("-n", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--projects", type=int, default=200)
+    args = ap.parse_args()
+    engine = make_engine(args.db)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    start = datetime.now(UTC)
+    projects = setup(factory, args.projects, start)
+    ingestor = Ingestor(factory, "bench", Funds("CNY", CENTER_TZ), batch_size=args.batch)
+    t0 = time.perf_counter()
+    stats = ingestor.run(records(args.n, projects, start, 1), datetime.now(UTC))
+    elapsed = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t1 = time.perf_counter()
+    replay = ingestor.run(records(min(args.n, 20_000), projects, start, 1), datetime.now(UTC))
+    with factory() as s:
+        trial = s.scalar(select(func.sum(LedgerPosting.amount)))
+        revenue = -(s.scalar(select(func.sum(LedgerPosting.amount)).where(
+            LedgerPosting.account.like("revenue:%"))) or Decimal(0))
+        charged = s.scalar(select(func.sum(ChargeRow.amount))) or Decimal(0)
+    print(f"records={stats.records} charged={stats.charged} reviewed={stats.reviewed} "
+          f"batches={stats.batches} seconds={elapsed:.1f} "
+          f"records_per_s={stats.records / elapsed:,.0f} peak_rss_mib={rss:.0f}")
+    print(f"replay of {replay.records}: skipped={replay.skipped} charged={replay.charged} "
+          f"({time.perf_counter() - t1:.1f}s)")
+    print(f"trial balance={trial} revenue={revenue} charges={charged} "
+          f"reconciles={Decimal(str(revenue)) == Decimal(str(charged))}")
+
+
+if __name__ == "__main__":
+    main()
