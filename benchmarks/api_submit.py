@@ -27,11 +27,15 @@ import time
 import uuid
 from pathlib import Path
 
-SCRIPT = "#!/bin/sh\n#SBATCH --account=bench\n#SBATCH --time=1\ntrue\n"
+SCRIPT = "#!/bin/sh\n#SBATCH --time=1\ntrue\n"
+PROJECTS = 8
+CLIENTS_MAX = 256
+#: Callables run on the benchmark center before serving (e.g. funding the projects).
+SETUP_HOOKS: list = []  # type: ignore[type-arg]
 
 
-def _serve(db_url: str, data_dir: str, port: int, ready: multiprocessing.Queue,
-           workers_note: str) -> None:  # type: ignore[type-arg]
+def _serve(db_url: str, data_dir: str, port: int,
+           ready: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     import uvicorn
 
     from lightgrid.api.app import create_app
@@ -42,15 +46,21 @@ def _serve(db_url: str, data_dir: str, port: int, ready: multiprocessing.Queue,
 
     settings = load_settings(None, data_dir=Path(data_dir), database_url=db_url)
     center = Center.from_settings(settings)
+    tokens = []
+    # Many users in several projects, as on a real center (one client per user).
     with center.factory() as s, s.begin():
         org = tenancy.create_org(s, "bench-org", "university")
-        project = tenancy.create_project(s, org, "bench")
-        user = tenancy.create_user(s, "bench-user")
-        tenancy.add_member(s, project, user)
-        _, token = issue_token(s, user)
+        projects = [tenancy.create_project(s, org, f"bench{p}") for p in range(PROJECTS)]
+        for i in range(CLIENTS_MAX):
+            user = tenancy.create_user(s, f"bench-user{i}")
+            tenancy.add_member(s, projects[i % PROJECTS], user)
+            tokens.append(issue_token(s, user)[1])
+    for hook in SETUP_HOOKS:
+        hook(center)
     # The scheduler stays paused: jobs are accepted and queued, not run.
+    center.dispatcher.start_batching()
     app = create_app(center, manage_lifecycle=False)
-    ready.put(token)
+    ready.put(tokens)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -76,20 +86,22 @@ async def _client(port: int, token: str, body: bytes, stop_at: float,
         latencies.append(time.perf_counter() - start)
         if not status_line.startswith(b"HTTP/1.1 201"):
             errors.append(int(status_line.split()[1]))
+            if len(errors) == 1:
+                print("first error:", status_line.decode().strip(), file=sys.stderr)
     writer.close()
 
 
-async def _load(port: int, token: str, clients: int, seconds: float,
+async def _load(port: int, tokens: list[str], clients: int, seconds: float,
                 warmup: float) -> tuple[list[float], list[int], float]:
     body = json.dumps({"script": SCRIPT}).encode()
     scratch: list[float] = []
-    await asyncio.gather(*(_client(port, token, body, time.perf_counter() + warmup,
-                                   scratch, []) for _ in range(clients)))
+    await asyncio.gather(*(_client(port, tokens[i], body, time.perf_counter() + warmup,
+                                   scratch, []) for i in range(clients)))
     latencies: list[float] = []
     errors: list[int] = []
     start = time.perf_counter()
-    await asyncio.gather(*(_client(port, token, body, start + seconds, latencies, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(*(_client(port, tokens[i], body, start + seconds, latencies,
+                                   errors) for i in range(clients)))
     return latencies, errors, time.perf_counter() - start
 
 
@@ -124,10 +136,10 @@ def main() -> None:
         db_url = f"sqlite:///{tmp}/bench.db" if args.db == "sqlite" else _fresh_pg(args.db)[0]
         port = _free_port()
         ready: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-        server = multiprocessing.Process(target=_serve, args=(db_url, tmp, port, ready, ""),
+        server = multiprocessing.Process(target=_serve, args=(db_url, tmp, port, ready),
                                          daemon=True)
         server.start()
-        token = ready.get(timeout=120)
+        tokens = ready.get(timeout=120)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -135,7 +147,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         latencies, errors, elapsed = asyncio.run(
-            _load(port, token, args.clients, args.seconds, args.warmup))
+            _load(port, tokens, args.clients, args.seconds, args.warmup))
         server.terminate()
         server.join(10)
     latencies.sort()

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center import tenancy
 from lightgrid.center.billing import prices
@@ -42,7 +43,7 @@ STATES = [JobState.COMPLETED] * 8 + [JobState.FAILED, JobState.TIMEOUT,
                                      JobState.CANCELLED, JobState.NODE_FAIL]
 
 
-def setup(factory, projects: int, start: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+def setup(factory: sessionmaker[Session], projects: int, start: datetime) -> list[str]:
     funds = Funds("CNY", CENTER_TZ)
     names = []
     with factory() as s, s.begin():

@@ -7,6 +7,7 @@ two job by job.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 
 
@@ -26,10 +27,8 @@ def read_trace(path: str, procs: int | None = None, limit: int | None = None):
             if s.startswith(";"):
                 key, _, value = s[1:].partition(":")
                 if value.split():
-                    try:
+                    with contextlib.suppress(ValueError):
                         header[key.strip()] = int(value.split()[0])
-                    except ValueError:
-                        pass
                 continue
             if limit is not None and lines >= limit:
                 break

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.backends.base import (
@@ -154,9 +154,12 @@ class Dispatcher:
     def _store_backend_ids(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
             return
+        table = Job.__table__
         with self.factory() as session, session.begin():
-            session.execute(update(Job), [{"id": j, "backend_id": b, "reason": "Priority"}
-                                          for j, b in pairs])
+            session.execute(
+                table.update().where(table.c.id == bindparam("job_id"))
+                .values(backend_id=bindparam("bid"), reason="Priority"),
+                [{"job_id": j, "bid": b} for j, b in pairs])
 
     # -- batched dispatch of fresh submissions -------------------------------------
 

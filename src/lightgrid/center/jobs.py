@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center.access import Principal
 from lightgrid.center.tenancy import get_project
@@ -148,10 +148,24 @@ class JobService:
         if pid is None and not principal.is_operator:
             raise InvalidRequest(f"you are not a member of project {account!r}",
                                  field="account")
-        project = (session.get(Project, pid, options=[joinedload(Project.organization)])
-                   if pid else get_project(session, account))
-        if project is None or not project.active:
+        if pid is None:
+            pid = get_project(session, account).id
+        # One plain SELECT (no ORM loading): this is on every submission.
+        p, o = Project.__table__.c, Organization.__table__.c
+        row = session.execute(
+            select(p.id, p.org_id, p.name, p.display_name, p.active, p.created_at,
+                   o.name.label("org_name"), o.display_name.label("org_display"), o.kind,
+                   o.tier, o.created_at.label("org_created"))
+            .join_from(Project.__table__, Organization.__table__, o.id == p.org_id)
+            .where(p.id == pid)).one_or_none()
+        if row is None or not row.active:
             raise InvalidRequest(f"project {account!r} is not active", field="account")
+        org = Organization(id=row.org_id, name=row.org_name, display_name=row.org_display,
+                           kind=row.kind, tier=row.tier, created_at=row.org_created)
+        project = Project(id=row.id, org_id=row.org_id, name=row.name,
+                          display_name=row.display_name, active=row.active,
+                          created_at=row.created_at)
+        project.organization = org
         return project
 
     def submit(self, principal: Principal, spec: JobSpec) -> list[Job]:
@@ -203,8 +217,8 @@ class JobService:
                     backend_id=None, submit_time=now, updated_at=now, start_time=None,
                     end_time=None, exit_code=None, elapsed=None, cpu_time=None,
                     max_rss=None))
-            session.execute(insert(Job), values)
-            session.execute(insert(JobEvent), [
+            session.execute(insert(Job.__table__), values)
+            session.execute(insert(JobEvent.__table__), [
                 dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
                      to_state=JobState.PENDING.value, reason="submitted") for v in values])
             # Hooks see the stored rows as plain (detached) objects, read-only.

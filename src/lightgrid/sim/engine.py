@@ -52,14 +52,14 @@ def simulate(jobs: Iterable[SimJob], procs: int, policy: SchedulingPolicy,
     schedule = policy.schedule
     finish = state.finish
     add = state.add
-    heap: list[tuple[int, int, SchedJob]] = []
+    heap: list[tuple[Any, Any, SchedJob]] = []
     it = iter(jobs)
     nxt = next(it, None)
     n = 0
-    sum_wait = 0
-    max_wait = 0
+    sum_wait: Any = 0
+    max_wait: Any = 0
     sum_bsld = 0.0
-    area = 0
+    area: Any = 0
     first_submit = nxt[1] if nxt is not None else 0
     last_end = first_submit
     last_t = None
@@ -81,8 +81,8 @@ def simulate(jobs: Iterable[SimJob], procs: int, policy: SchedulingPolicy,
             finish(job, t)
             start = job.start
             submit = job.submit
-            wait = start - submit  # type: ignore[operator]
-            run = t - start  # type: ignore[operator]
+            wait: Any = start - submit  # type: ignore[operator]
+            run: Any = t - start
             sum_wait += wait
             if wait > max_wait:
                 max_wait = wait
@@ -98,7 +98,7 @@ def simulate(jobs: Iterable[SimJob], procs: int, policy: SchedulingPolicy,
             add(SchedJob(nxt[0], t, nxt[3], nxt[4], nxt[2]))
             nxt = next(it, None)
         for job in schedule(state, t):
-            heappush(heap, (t + job.runtime, job.key, job))  # type: ignore[operator]
+            heappush(heap, (t + job.runtime, job.key, job))
         if on_step is not None:
             on_step(t, procs - state.free, len(state.queue))
     if n:

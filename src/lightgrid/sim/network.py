@@ -159,8 +159,8 @@ def simulate_network(jobs: Iterable[SimJob], config: NetworkConfig,
              for c, s in zip(config.centers, states, strict=True)]
     metrics = [Metrics(procs=c.procs) for c in config.centers]
     names = [c.name for c in config.centers]
-    done: list[tuple[int, int, int, SchedJob]] = []  # (end, center, key, job)
-    later: list[tuple[int, int, int, SchedJob]] = []  # (arrival, center, key, job)
+    done: list[tuple[Any, int, Any, SchedJob]] = []  # (end, center, key, job)
+    later: list[tuple[Any, int, Any, SchedJob]] = []  # (arrival, center, key, job)
     it = iter(jobs)
     nxt = next(it, None)
     skipped = 0
@@ -206,7 +206,7 @@ def simulate_network(jobs: Iterable[SimJob], config: NetworkConfig,
             raise UnsortedTrace(f"job {nxt[0]} arrives at {nxt[1]}, before time {t}")
         for c in sorted(touched):
             for job in policies[c].schedule(states[c], t):
-                heappush(done, (t + job.runtime, c, job.key, job))  # type: ignore[operator]
+                heappush(done, (t + job.runtime, c, job.key, job))
     total = Metrics(procs=sum(c.procs for c in config.centers))
     for m in metrics:
         total.merge(m)

@@ -231,6 +231,7 @@ def iter_jobs(path: str | Path, procs: int, limit: int | None = None,
                 left -= 1
                 if not clean and line.translate(None, numeric):
                     raise _bad(name, lineno, line.decode("ascii", "replace"))
+                job: tuple[int, ...]
                 try:
                     run = int(fields[3])
                     p = int(fields[7])

@@ -25,6 +25,8 @@ SKIP_REASON = os.environ.get(
 class Testbed:
     """The running testbed: its config, and control of its slurmctld."""
 
+    __test__ = False  # not a test class
+
     def __init__(self, conf: Path) -> None:
         self.conf = conf
         self.workdir = conf.parent.parent
