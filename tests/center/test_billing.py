@@ -364,3 +364,27 @@ def test_statement_reconciles_to_the_ledger(quiet: Center, tenants_quiet: Tenant
     later = bill(c).statement(fin, "project:p1", next_month.strftime("%Y-%m"))
     assert later.opening == st.closing
     assert job.id
+
+
+def test_streaming_ingestion_charges_each_record_once(quiet: Center,
+                                                      tenants_quiet: Tenants) -> None:
+    from lightgrid.center.billing.bulk import Ingestor
+
+    c, tenants = quiet, tenants_quiet
+    install_book(c, tenants)
+    fund(c, tenants, "p1", "1.00", "r1")  # too little: the rest is owed by the org
+    records = [usage("p1", f"feed{i}", cpus=i + 1) for i in range(12)]
+    ingestor = Ingestor(c.factory, c.settings.center_name, bill(c).funds, batch_size=5)
+    first = ingestor.run(iter(records), utcnow())
+    again = ingestor.run(iter(records), utcnow())
+    assert (first.charged, again.charged, again.skipped) == (12, 0, 12)
+    with c.factory() as s:
+        rows = s.scalars(select(ChargeRow)).all()
+        total = sum((r.amount for r in rows), Decimal(0))
+        owed = sum((r.to_receivable for r in rows), Decimal(0))
+    assert total == sum((max(MINIMUM, round_charge((i + 1) * CPU_RATE * (1 - ACADEMIC)))
+                         for i in range(12)), Decimal(0))
+    assert owed == total - Decimal("1.00")
+    assert available(c, tenants, "p1") == 0
+    month = datetime.now(bill(c).tz).strftime("%Y-%m")
+    assert bill(c).statement(principal(c, tenants, "fin"), "org:lab", month).reconciles

@@ -25,7 +25,7 @@ from lightgrid.settings import NodeTypeSettings, PartitionSettings, Settings, Sl
 from lightgrid.store.models import Job
 from lightgrid.store.models.accounting import IngestCursorRow, UsageRow
 from lightgrid.store.models.billing import ChargeRow
-from tests.backends.slurm.testbed import Testbed, testbed_or_skip
+from tests.backends.slurm.testbed import Testbed, require_testbed
 from tests.helpers import script, submit, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -79,7 +79,7 @@ class SlurmCenter:
 
 @pytest.fixture(scope="module")
 def bed() -> Testbed:
-    return testbed_or_skip()
+    return require_testbed()
 
 
 def center_settings(bed: Testbed, data: Path, tag: str) -> Settings:

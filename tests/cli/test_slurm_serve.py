@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lightgrid.backends.slurm import AssociationState, AssociationSync
-from tests.backends.slurm.testbed import Testbed, testbed_or_skip
+from tests.backends.slurm.testbed import Testbed, require_testbed
 
 pytestmark = pytest.mark.slurm
 LIGHTGRID = [sys.executable, "-m", "lightgrid.cli"]
@@ -63,7 +63,7 @@ def cli(*args: str, env: dict[str, str] | None = None,
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Testbed, dict[str, str], str]]:
-    bed = testbed_or_skip()
+    bed = require_testbed()
     tag = uuid.uuid4().hex[:6]
     name = f"serve-{tag}"
     data = tmp_path / "center"

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from lightgrid.backends.slurm import SlurmBackend
-from tests.backends.slurm.testbed import Testbed, testbed_or_skip
+from tests.backends.slurm.testbed import Testbed, require_testbed
 
 
 @pytest.fixture(scope="session")
 def testbed() -> Testbed:
-    return testbed_or_skip()
+    return require_testbed()
 
 
 @pytest.fixture(scope="session")

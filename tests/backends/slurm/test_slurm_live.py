@@ -72,8 +72,8 @@ def make_request(workdir: Path, script: str, *, account: str = JOBS, cpus: int =
         partition="cpu", allocation=Allocation(Tres(cpus, 256 * cpus, 0, 0), 1, cpus,
                                                256 * cpus, 0),
         time_limit=time_limit, script="#!/bin/bash\n" + script + "\n",
-        workdir=str(workdir), stdout=str(workdir / "%j.out"),
-        stderr=str(workdir / "%j.err"))
+        workdir=str(workdir), stdout=str(workdir / f"{pid}-%j.out"),
+        stderr=str(workdir / f"{pid}-%j.err"))
     base.update(kw)
     return SubmitRequest(**base)  # type: ignore[arg-type]
 
@@ -113,7 +113,8 @@ def test_submit_poll_usage_and_harmless_name(backend: SlurmBackend, accounts: st
     assert status.state is JobState.FAILED and status.exit_code == 3
     assert status.platform_job_id == req.job_id
     assert canary.exists()
-    assert (workdir / f"{bid}.out").read_text().strip() == "a,b c"
+    # %j names the platform's job number, as the platform expects the file.
+    assert (workdir / f"{req.job_id}-{req.job_number}.out").read_text().strip() == "a,b c"
     record = wait_until(lambda: backend.usage([bid]).get(bid), 30)
     assert record.name == req.name and record.platform_job_id == req.job_id
     assert record.account == JOBS and record.partition == "cpu"

@@ -89,6 +89,22 @@ def test_argv_keeps_user_text_inside_one_element() -> None:
         backend.sbatch_args(request(name="a\n#SBATCH --uid=0"))
 
 
+def test_argv_task_layout_comment_and_output_names() -> None:
+    backend = SlurmBackend(SlurmConfig(slurm_conf=Path("/x"), cluster="c"))
+    args = backend.sbatch_args(request(ntasks=4, cpus_per_task=1, comment="calib run",
+                                       job_number=7, stdout="/w/out-%j-%x-%%.txt"))
+    layout = [a for a in args if a.startswith(("--nodes", "--ntasks", "--cpus-per-task"))]
+    assert layout == ["--nodes=1", "--ntasks=4", "--cpus-per-task=1"]
+    assert "--comment=lightgrid:job-1 calib run" in args
+    assert "--output=/w/out-7-n-%%.txt" in args  # the platform's number, not Slurm's
+    # A layout that does not give the allocation falls back to one task per node.
+    fallback = backend.sbatch_args(request(ntasks=1, cpus_per_task=1))
+    assert "--ntasks-per-node=1" in fallback and "--cpus-per-task=4" in fallback
+    arr = backend.sbatch_args(request(array=ArraySpec((1, 2)), job_number=9,
+                                      stdout="/w/%A_%a-%j.out"))
+    assert "--output=/w/9_%a-%j.out" in arr  # per-task values stay Slurm's
+
+
 def test_argv_gpus_arrays_dependencies() -> None:
     backend = SlurmBackend(SlurmConfig(slurm_conf=Path("/x"), cluster="c"))
     args = backend.sbatch_args(request(

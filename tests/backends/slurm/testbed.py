@@ -57,7 +57,7 @@ class Testbed:
 
 
 
-def testbed_or_skip() -> Testbed:
+def require_testbed() -> Testbed:
     """The testbed named by LIGHTGRID_TEST_SLURM_CONF, or skip the test."""
     conf = os.environ.get("LIGHTGRID_TEST_SLURM_CONF")
     if not conf:

@@ -71,6 +71,44 @@ def compact_indices(indices: Sequence[int]) -> str:
     return ",".join(parts)
 
 
+def output_pattern(pattern: str, req: SubmitRequest) -> str:
+    """The Slurm filename pattern that writes where the platform expects the output.
+
+    The platform names files by its own job numbers (``%j``, ``%A``) and expands ``%u``
+    ``%x`` ``%N`` itself; those are filled in here. Per-task values of an array
+    (``%a``, and ``%j``) are left to Slurm, one pattern serving every task.
+    """
+    array = req.array is not None
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] != "%" or i + 1 >= len(pattern):
+            out.append(pattern[i])
+            i += 1
+            continue
+        j = i + 1
+        while j < len(pattern) and pattern[j].isdigit():
+            j += 1
+        width = int(pattern[i + 1:j]) if j > i + 1 else 0
+        letter = pattern[j] if j < len(pattern) else ""
+        token = pattern[i:j + 1]
+        if letter == "%":
+            out.append("%%")
+        elif letter in ("a", "j") and array:
+            out.append(token)
+        elif letter in ("j", "A"):
+            out.append(str(req.job_number).zfill(width))
+        elif letter == "a":
+            out.append("4294967294".zfill(width))
+        elif letter in ("u", "x", "N"):
+            value = {"u": req.user, "x": req.name, "N": "localhost"}[letter]
+            out.append(value.replace("%", "%%"))
+        else:
+            out.append(token)
+        i = j + 1
+    return "".join(out)
+
+
 def _check_text(field: str, value: str) -> str:
     if "\n" in value or "\r" in value or "\0" in value:
         raise InvalidRequest(f"{field} must be a single line", field=field)
@@ -112,8 +150,8 @@ class SlurmBackend(Backend):
             f"--time={minutes}",
             *self._layout(req), f"--mem={a.mem_per_node}M",
             f"--chdir={_check_text('workdir', req.workdir)}",
-            f"--output={_check_text('stdout', req.stdout)}",
-            f"--error={_check_text('stderr', req.stderr)}",
+            f"--output={output_pattern(_check_text('stdout', req.stdout), req)}",
+            f"--error={output_pattern(_check_text('stderr', req.stderr), req)}",
         ]
         if a.gpus_per_node:
             gtype = f"{a.gpu_type}:" if a.gpu_type else ""

@@ -8,7 +8,7 @@ from typing import Any
 
 from lightgrid.core.scheduling.job import SchedJob
 from lightgrid.core.scheduling.policy import SchedulingPolicy, drop_started
-from lightgrid.core.scheduling.profile import Profile
+from lightgrid.core.scheduling.profile import Profile, profile_of_running
 from lightgrid.core.scheduling.state import ClusterState
 
 
@@ -27,8 +27,10 @@ class Conservative(SchedulingPolicy):
       between the passes), so only newly appended jobs are planned;
     - otherwise the plan is rebuilt, but resources can only have become more free
       before a horizon F (the latest estimated end of a job that ended early, or of
-      a job's slot that moved); a job whose previous slot at s still fits cannot
-      start in [F, s), so its search looks before min(F, s) and then at s.
+      a slot a job left), and less free only before G (the latest end of a slot a job
+      moved to). A job whose previous slot at s still fits cannot start in [F, s), so
+      its search looks before min(F, s) and then at s; if s >= G its previous slot
+      still fits without checking.
     """
 
     name = "conservative"
@@ -41,14 +43,14 @@ class Conservative(SchedulingPolicy):
         cache = state.cache
         ends = state.ends
         mine = self.order is None and cache is not None and cache[0] is self
-        if (mine and cache[1] == state.reshape and cache[4] >= now
+        if (mine and cache[1] == state.reshape and cache[3] >= now
                 and (not ends or ends[0][0] >= now)):
             return self._extend(state, now, fresh)
-        profile = Profile.of_running(state, now)
-        hints: dict[SchedJob, float] = cache[5] if mine else {}
+        profile = profile_of_running(state, now)
+        hints: dict[SchedJob, float] = cache[4] if mine else {}
+        worse = -math.inf  # the latest time resources may have become less free
         if mine and cache[1] == state.reshape:
-            horizon = math.inf  # stale for another reason: search everything
-        by_time: dict[float, list[SchedJob]] = {}
+            horizon = worse = math.inf  # stale for another reason: check everything
         planned: dict[SchedJob, float] = {}
         starting: list[SchedJob] = []
         fit = profile.fit
@@ -65,39 +67,39 @@ class Conservative(SchedulingPolicy):
                 k = fit(req, est, 0, old if old < horizon else horizon)
                 if k < 0:
                     k = bisect_left(times, old)
-                    if k == len(times) or times[k] != old or not fits_at(req, est, k):
+                    if (k == len(times) or times[k] != old
+                            or (old < worse and not fits_at(req, est, k))):
                         k = fit(req, est, k)
             if k < 0:
                 continue
             at = times[k]
             reserve(k, est, req)
-            if old is not None and at != old and est > 0 and old + est > horizon:
-                horizon = old + est
+            if at != old and est > 0:
+                if old is not None and old + est > horizon:
+                    horizon = old + est
+                if at + est > worse:
+                    worse = at + est
             if at == now:
                 starting.append(job)
             else:
                 planned[job] = at
-                slot = by_time.get(at)
-                if slot is None:
-                    by_time[at] = [job]
-                else:
-                    slot.append(job)
         self._start(state, now, starting)
         if self.order is None:
-            state.cache = (self, state.reshape, profile, by_time,
-                           min(by_time) if by_time else math.inf, planned)
+            state.cache = (self, state.reshape, profile,
+                           min(planned.values()) if planned else math.inf, planned)
         return starting
 
     def _extend(self, state: ClusterState, now: float, fresh: int) -> list[SchedJob]:
         """Keep the previous plan; plan the newly appended jobs after it."""
         cache = state.cache
         profile: Profile = cache[2]
-        by_time: dict[float, list[SchedJob]] = cache[3]
-        planned: dict[SchedJob, float] = cache[5]
+        planned: dict[SchedJob, float] = cache[4]
         profile.advance(now)
-        starting = by_time.pop(now, [])
-        for job in starting:
-            del planned[job]
+        starting: list[SchedJob] = []
+        if cache[3] == now:
+            starting = [j for j in state.queue if planned.get(j) == now]
+            for job in starting:
+                del planned[job]
         if fresh:
             queue = state.queue
             fit = profile.fit
@@ -115,14 +117,9 @@ class Conservative(SchedulingPolicy):
                     starting.append(job)
                 else:
                     planned[job] = at
-                    slot = by_time.get(at)
-                    if slot is None:
-                        by_time[at] = [job]
-                    else:
-                        slot.append(job)
         self._start(state, now, starting)
-        state.cache = (self, state.reshape, profile, by_time,
-                       min(by_time) if by_time else math.inf, planned)
+        state.cache = (self, state.reshape, profile,
+                       min(planned.values()) if planned else math.inf, planned)
         return starting
 
     @staticmethod
