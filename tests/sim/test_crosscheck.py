@@ -58,3 +58,20 @@ def test_reference_agrees_on_the_hand_worked_trace(write_swf, policy):
 @pytest.mark.parametrize("name", ["HPC2N-2002-2.2-cln.swf.gz", "KTH-SP2-1996-2.1-cln.swf.gz"])
 def test_agrees_on_long_prefixes(traces, name, policy):
     _compare(str(traces / name), None, 20000 if policy != "conservative" else 6000, policy)
+
+
+def test_vector_profile_plans_like_the_int_profile(traces, monkeypatch):
+    """The generic (Tres-capable) profile and the int fast path give one schedule."""
+    from lightgrid.core.scheduling import conservative, profile
+
+    path = str(traces / "HPC2N-2002-2.2-cln.swf.gz")
+
+    def run() -> dict[int, int]:
+        got: dict[int, int] = {}
+        simulate_trace(path, policy_by_name("conservative"), limit=3000,
+                       on_job=lambda i, s, st, e, p: got.__setitem__(i, st))
+        return got
+
+    fast = run()
+    monkeypatch.setattr(conservative, "profile_of_running", profile.Profile.of_running)
+    assert run() == fast

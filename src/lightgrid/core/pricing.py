@@ -15,10 +15,11 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from lightgrid.core.errors import InvalidRequest, NotFound
 from lightgrid.core.jobs import JobState
+from lightgrid.core.money import CENT as _CENT
 from lightgrid.core.money import RATE_CONTEXT, Money, check_currency, to_decimal
 from lightgrid.core.resources import Tres
 
@@ -515,3 +516,103 @@ def quote_max(book: PriceBook, shape: JobShape, customer: Customer | None,
             best = result
     assert best is not None  # versions_from always has the version in force
     return best
+
+
+# ------------------------------------------------------------------ per-hour rates
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyRate:
+    """`price()` for one job shape with the seconds left open, for bulk rating.
+
+    The line amounts are linear in the hours, so everything but the hours is fixed per
+    (version, customer's contract and tier, partition, QOS, GPU model, TRES): the
+    lines' quantity x unit rate (`per_hour`), the strategy, the discount and the
+    minimum. `charge(seconds)` then runs the same Decimal operations as `price()` in
+    the same order (the line amounts, the MAX choice, the sum, the discount, the
+    minimum, one rounding), so its result is the one `price()` gives, to the last digit.
+    """
+
+    resources: tuple[Resource, ...]
+    per_hour: tuple[Decimal, ...]  # quantity x unit rate, per line, in RATE_CONTEXT
+    in_group: tuple[bool, ...]  # the line is in the MAX group (always False for SUM)
+    discount_rate: Decimal
+    minimum_charge: Decimal
+    source: PriceSource
+    price_version: int
+    contract_id: str | None
+
+    def charge(self, seconds: int) -> tuple[Decimal, list[tuple[Resource, Decimal]]]:
+        """The rounded amount for `seconds` and the billed line amounts (the weights)."""
+        hours = RATE_CONTEXT.divide(Decimal(seconds), _SECONDS_PER_HOUR)
+        mul = RATE_CONTEXT.multiply
+        amounts = [mul(rate, hours) for rate in self.per_hour]
+        billed = [True] * len(amounts)
+        if any(self.in_group):
+            top = -1
+            for i, grouped in enumerate(self.in_group):  # the first maximum wins a tie
+                if grouped and (top < 0 or amounts[i] > amounts[top]):
+                    top = i
+            billed = [i == top or not g for i, g in enumerate(self.in_group)]
+        weights = [(r, a) for r, a, b in zip(self.resources, amounts, billed, strict=True)
+                   if b]
+        gross = sum((a for _, a in weights), _ZERO)
+        net = gross - mul(gross, self.discount_rate)
+        if seconds > 0 and net < self.minimum_charge:
+            net = self.minimum_charge
+        return net.quantize(_CENT, rounding=ROUND_HALF_UP, context=RATE_CONTEXT), weights
+
+
+class RateCache:
+    """Per-hour rates of one price book's job shapes, computed once through `price()`.
+
+    Keys are (version number, tier, contract id, partition, QOS, GPU model, TRES), so
+    one cache must serve one center's book (version numbers are unique within it) and
+    the contracts it was filled with (contracts are immutable). `Unpriced` results
+    are cached too: they depend on the shape, not on the seconds.
+    """
+
+    def __init__(self) -> None:
+        self._rates: dict[tuple[object, ...], HourlyRate | Unpriced] = {}
+
+    def __len__(self) -> int:
+        return len(self._rates)
+
+    def rate(self, version: PriceBookVersion, customer: Customer, at: datetime,
+             partition: str, tres: Tres, qos: str | None = None,
+             gpu_type: str | None = None) -> HourlyRate | Unpriced:
+        """The per-hour rate of a job started at `at` (it picks the contract)."""
+        contract = customer.contract_at(at) if customer.contracts else None
+        key = (version.version, customer.tier, contract.id if contract else None,
+               partition, qos, gpu_type, tres)
+        found = self._rates.get(key)
+        if found is None:
+            found = self._rates[key] = hourly_rate(
+                version, JobShape(partition, tres, 3600, qos, gpu_type), customer, at)
+        return found
+
+
+def hourly_rate(version: PriceBookVersion, shape: JobShape, customer: Customer,
+                at: datetime) -> HourlyRate | Unpriced:
+    """The `HourlyRate` of `shape` (its seconds are ignored), or `Unpriced`."""
+    result = price(version, shape, customer, at=at)
+    if isinstance(result, Unpriced):
+        return result
+    if result.source is PriceSource.FALLBACK:
+        card = version.fallback.card
+    elif result.source is PriceSource.CONTRACT:
+        contract = customer.contract_at(at)
+        assert contract is not None
+        card = _match(contract.cards, shape.partition, shape.qos)
+    else:
+        card = version.card_for(shape.partition, shape.qos)
+    assert card is not None
+    group = card.max_of if card.strategy is Strategy.MAX else frozenset()
+    return HourlyRate(
+        resources=tuple(li.resource for li in result.lines),
+        per_hour=tuple(RATE_CONTEXT.multiply(li.quantity, li.unit_rate)
+                       for li in result.lines),
+        in_group=tuple(li.resource in group for li in result.lines),
+        discount_rate=result.discount_rate, minimum_charge=version.minimum_charge,
+        source=result.source, price_version=version.version,
+        contract_id=result.contract_id)

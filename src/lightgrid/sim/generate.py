@@ -11,9 +11,11 @@ the characteristics of rigid jobs", JPDC 2003) draws, per job:
   jobs tend to run longer;
 - inter-arrival time: exp(gamma(a_arr, b_arr)) seconds, scaled by `load_scale`.
 
-Defaults are the published batch-job parameters. The daily arrival cycle of the
-model is not reproduced. Estimates are left unknown (field 9 = -1), i.e. exact.
-Output is SWF; the same seed gives the same file.
+Defaults are the published batch-job parameters. Two departures from the model: the
+daily arrival cycle is not reproduced, and runtimes are capped at `max_runtime`
+(two days by default; the uncapped tail reaches years, beyond any site's limit).
+Estimates are left unknown (field 9 = -1), i.e. exact. Output is SWF; the same seed
+gives the same file.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LublinParams:
     a_arr: float = 10.23
     b_arr: float = 0.4871
     load_scale: float = 1.0
+    max_runtime: int = 2 * 86400
 
 
 def lublin_jobs(n: int, machine: int, seed: int = 0,
@@ -69,7 +72,7 @@ def lublin_jobs(n: int, machine: int, seed: int = 0,
             size = max(1, min(machine, round(2.0 ** u)))
         prob = min(1.0, max(0.0, p.pa * size + p.pb))
         log_run = gamma(p.a1, p.b1) if rand() < prob else gamma(p.a2, p.b2)
-        runtime = max(1, round(math.exp(log_run)))
+        runtime = max(1, min(p.max_runtime, round(math.exp(min(log_run, 50.0)))))
         yield jid, int(t), runtime, size
         t += math.exp(gamma(p.a_arr, p.b_arr)) * p.load_scale
 

@@ -3,22 +3,34 @@
 Each batch is one database transaction: keys already charged (or under review) are
 skipped, the rest are priced by the version in force when each job started, the
 wallets they draw on are locked once, and charges, transactions and postings go in
-with COPY (PostgreSQL) or executemany (SQLite). A crash loses at most the batch in
-flight, and replaying the stream charges nothing twice (the charge key is unique).
-Records with a platform hold go through the finish hook instead; this path is for
-accounting feeds (e.g. jobs submitted with plain ``sbatch``).
+with binary COPY (PostgreSQL) or executemany (SQLite). A crash loses at most the
+batches not yet committed, and replaying the stream charges nothing twice (the charge
+key is unique). Records with a platform hold go through the finish hook instead; this
+path is for accounting feeds (e.g. jobs submitted with plain ``sbatch``).
+
+Rating and writing overlap: the calling thread rates batch k+1 while a writer thread
+posts batch k (the database works while the client rates). At most `depth` rated
+batches wait for the writer, so memory stays bounded whatever the stream's length.
+
+Rating goes through `lightgrid.core.pricing.RateCache`: each job shape's per-hour
+lines are computed once by `price()` and the amount for a record's seconds repeats
+`price()`'s own Decimal arithmetic (tested to agree with it). The rounded amounts are
+then exact whole cents, and the draw and the rows use them as integer millionths,
+the unit `MoneyColumn` stores.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import queue
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -30,25 +42,33 @@ from lightgrid.center.billing.funds import Funds
 from lightgrid.core.funds import UsageRecord
 from lightgrid.core.ids import new_id
 from lightgrid.core.ledger import org_wallet, project_wallet, receivable, revenue
-from lightgrid.core.money import allocate
-from lightgrid.core.pricing import Customer, PriceBook, Unpriced, price
+from lightgrid.core.money import RATE_CONTEXT
+from lightgrid.core.pricing import Customer, PriceBook, RateCache, Unpriced
 from lightgrid.core.quotas import QuotaNeed
 from lightgrid.store.base import MONEY_SCALE
 from lightgrid.store.models import Organization, Project
 from lightgrid.store.models.billing import ChargeRow, QuotaRow, ReviewRow
 
 _ZERO = Decimal(0)
+_HOUR = Decimal(3600)
+_MICRO = 10 ** MONEY_SCALE
+_CENT_MICROS = _MICRO // 100
 _TXN_COLS = ("id", "kind", "created_at", "memo", "refs")
+_TXN_TYPES = ("text", "text", "timestamptz", "text", "text")  # refs: JSON text
 _POST_COLS = ("transaction_id", "line", "account", "amount", "currency", "created_at",
               "project", "partition", "resource")
-_MONEY_COLS = {"amount", "from_hold", "from_funds", "to_receivable", "released",
-               "core_hours", "gpu_hours"}
-_MICRO = Decimal(10) ** MONEY_SCALE
+_POST_TYPES = ("text", "int4", "text", "int8", "text", "timestamptz", "text", "text",
+               "text")
 _CHARGE_COLS = ("id", "key", "job_id", "project", "user", "partition", "qos", "gpu_type",
                 "state", "cpus", "mem", "gpus", "nodes", "seconds", "amount", "from_hold",
                 "from_funds", "to_receivable", "released", "core_hours", "gpu_hours",
                 "price_version", "source", "contract_id", "started_at", "ended_at",
                 "created_at", "transaction_id", "note")
+_CHARGE_TYPES = ("text",) * 9 + ("int4",) * 5 + ("int8",) * 7 + (
+    "int4", "text", "text", "timestamptz", "timestamptz", "timestamptz", "text", "text")
+#: Money columns, written as integer millionths (MoneyColumn's storage).
+_MONEY_COLS = {"amount", "from_hold", "from_funds", "to_receivable", "released",
+               "core_hours", "gpu_hours"}
 
 
 @dataclass
@@ -58,6 +78,49 @@ class IngestStats:
     skipped: int = 0
     reviewed: int = 0
     batches: int = 0
+
+
+class Rated(NamedTuple):
+    """One record after rating, before the draw (which needs the locked balances)."""
+
+    key: str
+    record: UsageRecord
+    org: str
+    review: str | None  # the reason when no price covers the record
+    cents: int  # the amount, rounded to the cent
+    revenue: tuple[tuple[str, int], ...]  # (resource, cents), summing to `cents`
+    version: int | None
+    source: str
+    contract: str | None
+    core_hours: Decimal  # as billed (zero when nothing is charged), unrounded
+    gpu_hours: Decimal
+    seconds: int
+    charged: bool  # a quote exists (else the note says "not charged")
+
+
+def split_cents(cents: int, weights: Sequence[Decimal]) -> list[int]:
+    """`lightgrid.core.money.allocate` on whole cents (same arithmetic, same result).
+
+    Largest remainder: shares floored to the cent, leftover cents to the largest
+    remainders, ties to the earlier weight; all weights zero puts it all on the first.
+    """
+    if len(weights) == 1:
+        return [cents]
+    sign = -1 if cents < 0 else 1
+    cents = abs(cents)
+    weight_sum = sum(weights, _ZERO)
+    if weight_sum == 0:
+        return [sign * cents] + [0] * (len(weights) - 1)
+    whole = Decimal(cents)
+    exact = [RATE_CONTEXT.divide(RATE_CONTEXT.multiply(whole, w), weight_sum)
+             for w in weights]
+    shares = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
+    leftover = cents - sum(shares)
+    if leftover:
+        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
+        for i in order[:leftover]:
+            shares[i] += 1
+    return [sign * s for s in shares]
 
 
 def _batches(records: Iterable[UsageRecord], size: int) -> Iterator[list[UsageRecord]]:
@@ -70,14 +133,20 @@ class Ingestor:
     """Rates and posts a stream of usage records for one center."""
 
     def __init__(self, factory: sessionmaker[Session], center: str, funds: Funds,
-                 *, batch_size: int = 5000) -> None:
+                 *, batch_size: int = 5000, depth: int = 2) -> None:
         self.factory = factory
         self.center = center
         self.funds = funds
         self.currency = funds.currency
         self.batch_size = batch_size
+        self.depth = max(1, depth)
         self._orgs: dict[str, tuple[str, str | None]] = {}
         self._customers: dict[str, Customer] = {}
+        self.rates = RateCache()
+        self._wallets: dict[str, str] = {}
+        self._revenue: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the pipeline
 
     def run(self, records: Iterable[UsageRecord], at: datetime) -> IngestStats:
         stats = IngestStats()
@@ -89,87 +158,169 @@ class Ingestor:
                 self._orgs[name] = (org, tier)
             for org_name, org_tier in set(self._orgs.values()):
                 self._customers[org_name] = prices.customer(session, org_name, org_tier)
-        for batch in _batches(records, self.batch_size):
-            with self.factory() as session, session.begin():
-                self._batch(session, batch, book, at, stats)
-            stats.batches += 1
+        self.rates = RateCache()  # contracts may have changed since the last run
+        pending: queue.Queue[list[Rated] | None] = queue.Queue(maxsize=self.depth)
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            while (rated := pending.get()) is not None:
+                if failed:
+                    continue  # drain, so that the producer never blocks
+                try:
+                    with self.factory() as session, session.begin():
+                        self._post(session, rated, at, stats)
+                    stats.batches += 1
+                except BaseException as exc:  # handed to the caller's thread
+                    failed.append(exc)
+
+        writer = threading.Thread(target=write, name="billing-ingest", daemon=True)
+        writer.start()
+        try:
+            for batch in _batches(records, self.batch_size):
+                if failed:
+                    break
+                pending.put(self._rate(batch, book))
+        finally:
+            pending.put(None)
+            writer.join()
+        if failed:
+            raise failed[0]
         return stats
 
-    def _batch(self, session: Session, batch: list[UsageRecord], book: PriceBook,
-               at: datetime, stats: IngestStats) -> None:
-        stats.records += len(batch)
-        keys = [str(r.key) for r in batch]
-        seen = self._existing(session, keys)
-        fresh: list[tuple[UsageRecord, str]] = []
-        for record, key in zip(batch, keys, strict=True):
-            if key in seen:
+    # ------------------------------------------------------------------------ rating
+
+    def _rate(self, batch: list[UsageRecord], book: PriceBook) -> list[Rated]:
+        """Price a batch: pure, no database (runs while the writer posts)."""
+        out: list[Rated] = []
+        orgs, customers, rates = self._orgs, self._customers, self.rates
+        mul, div = RATE_CONTEXT.multiply, RATE_CONTEXT.divide
+        for record in batch:
+            key = str(record.key)
+            org = orgs[record.project][0]
+            seconds = record.billable_seconds
+            started_at = record.started_at
+            if not record.started or started_at is None:
+                out.append(Rated(key, record, org, None, 0, (), None, "none", None,
+                                 _ZERO, _ZERO, seconds, False))
+                continue
+            try:
+                version = book.version_at(started_at)
+            except Exception as exc:  # no version in force then: an operator decides
+                out.append(Rated(key, record, org, str(exc), 0, (), None, "", None,
+                                 _ZERO, _ZERO, seconds, False))
+                continue
+            if record.state in version.waived_states:
+                out.append(Rated(key, record, org, None, 0, (), version.version, "none",
+                                 None, _ZERO, _ZERO, seconds, False))
+                continue
+            rate = rates.rate(version, customers[org], started_at, record.partition,
+                              record.tres, record.qos, record.gpu_type)
+            if isinstance(rate, Unpriced):
+                out.append(Rated(key, record, org, rate.reason, 0, (), None, "", None,
+                                 _ZERO, _ZERO, seconds, False))
+                continue
+            amount, weights = rate.charge(seconds)
+            cents = int(amount.scaleb(2))
+            core = gpu = _ZERO
+            legs: tuple[tuple[str, int], ...] = ()
+            if cents > 0:
+                shares = split_cents(cents, [w for _, w in weights])
+                legs = tuple((str(r), s) for (r, _), s in zip(weights, shares, strict=True))
+                hours = div(Decimal(seconds), _HOUR)  # QuotaNeed.of
+                core = mul(Decimal(record.tres.cpu), hours)
+                gpu = mul(Decimal(record.tres.gpu), hours)
+            out.append(Rated(key, record, org, None, cents, legs, rate.price_version,
+                             str(rate.source), rate.contract_id, core, gpu, seconds, True))
+        return out
+
+    # ----------------------------------------------------------------------- posting
+
+    def _post(self, session: Session, rated: list[Rated], at: datetime,
+              stats: IngestStats) -> None:
+        stats.records += len(rated)
+        seen = self._existing(session, [r.key for r in rated])
+        fresh: list[Rated] = []
+        for item in rated:
+            if item.key in seen:
                 stats.skipped += 1
-            else:
-                seen.add(key)
-                fresh.append((record, key))
-        priced = []
-        for record, key in fresh:
-            org, _ = self._orgs[record.project]
-            result = self._price(book, record, self._customers[org])
-            if isinstance(result, str):
-                self.funds._review(session, record, result, at)
+                continue
+            seen.add(item.key)
+            if item.review is not None:
+                self.funds._review(session, item.record, item.review, at)
                 stats.reviewed += 1
             else:
-                priced.append((record, key, org, result))
-        accounts = {a for r, _, org, _ in priced for a in (
-            project_wallet(r.project).code, org_wallet(org).code)}
-        bal = sql.lock(session, accounts, self.currency)
-        credit = {org: limits.credit_limit(session, org) for org in {o for _, _, o, _ in priced}}
-        txns, posts, charges = [], [], []
-        deltas: dict[str, Decimal] = defaultdict(Decimal)
+                fresh.append(item)
+        wallets, revenues = self._wallets, self._revenue
+        for item in fresh:
+            p = item.record.project
+            if p not in wallets:
+                wallets[p] = project_wallet(p).code
+            if item.org not in wallets:
+                wallets[item.org] = org_wallet(item.org).code
+        orgs = {item.org for item in fresh}
+        accounts = {wallets[item.record.project] for item in fresh} | {
+            wallets[o] for o in orgs}
+        bal = {a: int(v.scaleb(MONEY_SCALE)) for a, v in
+               sql.lock(session, accounts, self.currency).items()}
+        credit = {o: int(limits.credit_limit(session, o).scaleb(MONEY_SCALE)) for o in orgs}
+        owed_to = {o: receivable(f"org:{o}").code for o in orgs}
+        currency = self.currency
+        txns: list[tuple[Any, ...]] = []
+        posts: list[tuple[Any, ...]] = []
+        charges: list[tuple[Any, ...]] = []
+        deltas: dict[str, int] = defaultdict(int)
         used: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO])
-        for record, key, org, (quote, version, source, contract) in priced:
-            amount = quote.amount.amount if quote else _ZERO
-            wallet, owallet = project_wallet(record.project).code, org_wallet(org).code
-            own = max(_ZERO, -bal[wallet])
-            take_own = min(amount, own)
-            take_org = min(amount - take_own, max(_ZERO, -bal[owallet] + credit[org]))
-            owed = amount - take_own - take_org
-            bal[wallet] += take_own
-            bal[owallet] += take_org
+        hours_q = limits.hours
+        for item in fresh:
+            record, key, org = item.record, item.key, item.org
+            project, partition = record.project, record.partition
+            amount = item.cents * _CENT_MICROS
+            wallet, owallet = wallets[project], wallets[org]
+            w, ow = bal[wallet], bal[owallet]
+            take_own = min(amount, -w) if w < 0 else 0
+            rest = amount - take_own
+            room = credit[org] - ow
+            take_org = min(rest, room) if room > 0 else 0
+            owed = rest - take_org
+            bal[wallet] = w + take_own
+            bal[owallet] = ow + take_org
             txn_id = None
+            core_micro = gpu_micro = 0
             if amount > 0:
                 txn_id = new_id()
-                legs: list[tuple[str, Decimal, str | None]] = [
-                    (wallet, take_own, None), (owallet, take_org, None),
-                    (receivable(f"org:{org}").code, owed, None)]
-                weights = quote.billed_weights()
-                shares = allocate(quote.amount, [w for _, w in weights])
-                rev = revenue(record.partition).code
-                legs += [(rev, -s.amount, str(r)) for (r, _), s in zip(weights, shares,
-                                                                         strict=True)]
+                if partition not in revenues:
+                    revenues[partition] = revenue(partition).code
+                rev = revenues[partition]
+                legs = [(wallet, take_own, None), (owallet, take_org, None),
+                        (owed_to[org], owed, None)]
+                legs += [(rev, -s * _CENT_MICROS, r) for r, s in item.revenue]
                 legs = [leg for leg in legs if leg[1]]
                 if sum(a for _, a, _ in legs) != 0:  # the same guarantee as Transaction
                     raise AssertionError(f"unbalanced charge for {key}")
                 txns.append((txn_id, "capture", at, f"charge for {key}", json.dumps(
-                    {"project": record.project, "key": key, "user": record.user,
-                     "partition": record.partition})))
+                    {"project": project, "key": key, "user": record.user,
+                     "partition": partition})))
                 for line, (account, value, resource) in enumerate(legs):
-                    posts.append((txn_id, line, account, value, self.currency, at,
-                                  record.project, record.partition, resource))
+                    posts.append((txn_id, line, account, value, currency, at, project,
+                                  partition, resource))
                     deltas[account] += value
-                need = QuotaNeed.of(record.tres, record.billable_seconds)
-                used[record.project][0] += need.core_hours
-                used[record.project][1] += need.gpu_hours
-            shape = record.shape()
-            ch = QuotaNeed.of(record.tres, record.billable_seconds) if amount > 0 \
-                else QuotaNeed()
+                use = used[project]
+                use[0] += item.core_hours
+                use[1] += item.gpu_hours
+                core_micro = int(hours_q(item.core_hours).scaleb(MONEY_SCALE))
+                gpu_micro = int(hours_q(item.gpu_hours).scaleb(MONEY_SCALE))
+            tres = record.tres
             charges.append((
-                new_id(), key, record.job_id or None, record.project, record.user,
-                record.partition, record.qos, record.gpu_type, str(record.state),
-                shape.tres.cpu, shape.tres.mem, shape.tres.gpu, shape.tres.node,
-                shape.seconds, amount, _ZERO, take_own + take_org, owed, _ZERO,
-                limits.hours(ch.core_hours), limits.hours(ch.gpu_hours), version, source,
-                contract, record.started_at, record.ended_at, at, txn_id,
-                "" if quote else "not charged"))
+                new_id(), key, record.job_id or None, project, record.user, partition,
+                record.qos, record.gpu_type, str(record.state), tres.cpu, tres.mem,
+                tres.gpu, tres.node, item.seconds, amount, 0, take_own + take_org, owed, 0,
+                core_micro, gpu_micro, item.version, item.source, item.contract,
+                record.started_at, record.ended_at, at, txn_id,
+                "" if item.charged else "not charged"))
             stats.charged += 1
         self._write(session, txns, posts, charges)
-        sql.apply_deltas(session, dict(deltas), self.currency)
+        sql.apply_deltas(session, {a: Decimal(v).scaleb(-MONEY_SCALE)
+                                   for a, v in deltas.items()}, currency)
         granted = set(session.scalars(select(QuotaRow.project).where(
             QuotaRow.project.in_(list(used))))) if used else set()
         for project in sorted(granted):
@@ -186,41 +337,25 @@ class Ingestor:
         seen = set(session.scalars(select(ChargeRow.key).where(cond_c)))
         return seen | set(session.scalars(select(ReviewRow.key).where(cond_r)))
 
-    def _price(self, book: PriceBook, record: UsageRecord,
-               customer: Customer) -> str | tuple[Any, int | None, str, str | None]:
-        """(quote or None when free, version, source, contract) or the review reason."""
-        if not record.started or record.started_at is None:
-            return None, None, "none", None
-        try:
-            version = book.version_at(record.started_at)
-        except Exception as exc:  # no version in force then: an operator decides
-            return str(exc)
-        if record.state in version.waived_states:
-            return None, version.version, "none", None
-        result = price(version, record.shape(), customer, at=record.started_at)
-        if isinstance(result, Unpriced):
-            return result.reason
-        return result, version.version, str(result.source), result.contract_id
-
     def _write(self, session: Session, txns: list[tuple[Any, ...]],
                posts: list[tuple[Any, ...]], charges: list[tuple[Any, ...]]) -> None:
+        """Insert the rows; money columns hold integer millionths already."""
         if sql.dialect(session) == "postgresql":
             raw = session.connection().connection.dbapi_connection
             assert raw is not None
             with raw.cursor() as cur:  # type: ignore[attr-defined]
-                for table, cols, rows in (("ledger_transactions", _TXN_COLS, txns),
-                                          ("ledger_postings", _POST_COLS, posts),
-                                          ("charges", _CHARGE_COLS, charges)):
+                for table, cols, types, rows in (
+                        ("ledger_transactions", _TXN_COLS, _TXN_TYPES, txns),
+                        ("ledger_postings", _POST_COLS, _POST_TYPES, posts),
+                        ("charges", _CHARGE_COLS, _CHARGE_TYPES, charges)):
                     if not rows:
                         continue
                     quoted = ", ".join(f'"{c}"' for c in cols)
-                    money = [i for i, c in enumerate(cols) if c in _MONEY_COLS]
-                    with cur.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                    with cur.copy(f"COPY {table} ({quoted}) FROM STDIN "
+                                  "(FORMAT BINARY)") as copy:
+                        copy.set_types(list(types))
                         for row in rows:
-                            out = list(row)
-                            for i in money:  # MoneyColumn stores integer millionths
-                                out[i] = int(out[i] * _MICRO)
-                            copy.write_row(out)
+                            copy.write_row(row)
             return
         from lightgrid.store.models.billing import LedgerPosting, LedgerTransaction
 
@@ -228,7 +363,13 @@ class Ingestor:
                                   (LedgerPosting, _POST_COLS, posts),
                                   (ChargeRow, _CHARGE_COLS, charges)):
             if rows:
-                dicts = [dict(zip(cols, r, strict=True)) for r in rows]
+                money = [i for i, c in enumerate(cols) if c in _MONEY_COLS]
+                dicts = []
+                for r in rows:
+                    out = list(r)
+                    for i in money:
+                        out[i] = Decimal(out[i]).scaleb(-MONEY_SCALE)
+                    dicts.append(dict(zip(cols, out, strict=True)))
                 if model is LedgerTransaction:
                     for d in dicts:
                         d["refs"] = json.loads(d["refs"])

@@ -53,11 +53,12 @@ class Conservative(SchedulingPolicy):
             horizon = worse = math.inf  # stale for another reason: check everything
         planned: dict[SchedJob, float] = {}
         starting: list[SchedJob] = []
+        queue = self.ordered(state, now)
         fit = profile.fit
         fits_at = profile.fits_at
         reserve = profile.reserve
         times = profile.times
-        for job in self.ordered(state, now):
+        for job in queue:
             req = job.request
             est = job.estimate
             old = hints.get(job)

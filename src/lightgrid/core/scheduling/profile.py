@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from itertools import repeat
+from operator import sub
 from typing import Any
 
 from lightgrid.core.scheduling.state import ClusterState
@@ -98,7 +100,7 @@ class Profile:
         if e - k == 1:
             avail[k] = avail[k] - req
         else:
-            avail[k:e] = [a - req for a in avail[k:e]]
+            avail[k:e] = map(sub, avail[k:e], repeat(req, e - k))
 
     def advance(self, now: float) -> None:
         """Forget the past: the profile starts at `now`."""
