@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.backends.base import (
@@ -154,7 +155,7 @@ class Dispatcher:
     def _store_backend_ids(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
             return
-        table = Job.__table__
+        table = cast(Table, Job.__table__)
         with self.factory() as session, session.begin():
             session.execute(
                 table.update().where(table.c.id == bindparam("job_id"))

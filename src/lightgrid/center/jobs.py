@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center.access import Principal
@@ -217,8 +217,8 @@ class JobService:
                     backend_id=None, submit_time=now, updated_at=now, start_time=None,
                     end_time=None, exit_code=None, elapsed=None, cpu_time=None,
                     max_rss=None))
-            session.execute(insert(Job.__table__), values)
-            session.execute(insert(JobEvent.__table__), [
+            session.execute(insert(cast(Table, Job.__table__)), values)
+            session.execute(insert(cast(Table, JobEvent.__table__)), [
                 dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
                      to_state=JobState.PENDING.value, reason="submitted") for v in values])
             # Hooks see the stored rows as plain (detached) objects, read-only.

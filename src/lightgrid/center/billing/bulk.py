@@ -291,7 +291,8 @@ class Ingestor:
                 if partition not in revenues:
                     revenues[partition] = revenue(partition).code
                 rev = revenues[partition]
-                legs = [(wallet, take_own, None), (owallet, take_org, None),
+                legs: list[tuple[str, int, str | None]] = [
+                    (wallet, take_own, None), (owallet, take_org, None),
                         (owed_to[org], owed, None)]
                 legs += [(rev, -s * _CENT_MICROS, r) for r, s in item.revenue]
                 legs = [leg for leg in legs if leg[1]]
