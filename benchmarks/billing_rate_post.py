@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/billing_rate_post.py --db postgresql+psycopg://... -n 1000000
 
+`--baseline FILE` runs the `Ingestor` defined in FILE instead (e.g. an earlier
+bulk.py taken with ``git show REV:src/lightgrid/center/billing/bulk.py``), to compare
+the two on the same machine and data.
+
 Creates a fresh schema in the given (empty) database, a price book (cpu, gpu, bigmem;
 tiers; a minimum charge), 200 projects in 20 organizations with funds, then streams
 synthetic records (a generator: nothing is held in memory) and reports records/s,
@@ -12,8 +16,10 @@ sum of charges).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import resource
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -83,16 +89,26 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--projects", type=int, default=200)
+    ap.add_argument("--baseline", help="a file defining another Ingestor to run instead")
     args = ap.parse_args()
+    ingestor_class = Ingestor
+    if args.baseline:
+        spec = importlib.util.spec_from_file_location("baseline_bulk", args.baseline)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        ingestor_class = module.Ingestor
     engine = make_engine(args.db)
     migrate(engine)
     factory = make_sessionmaker(engine)
     start = datetime.now(UTC)
     projects = setup(factory, args.projects, start)
-    ingestor = Ingestor(factory, "bench", Funds("CNY", CENTER_TZ), batch_size=args.batch)
-    t0 = time.perf_counter()
+    ingestor = ingestor_class(factory, "bench", Funds("CNY", CENTER_TZ),
+                              batch_size=args.batch)
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = ingestor.run(records(args.n, projects, start, 1), datetime.now(UTC))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t1 = time.perf_counter()
     replay = ingestor.run(records(min(args.n, 20_000), projects, start, 1), datetime.now(UTC))
@@ -103,10 +119,12 @@ def main() -> None:
         charged = s.scalar(select(func.sum(ChargeRow.amount))) or Decimal(0)
     print(f"records={stats.records} charged={stats.charged} reviewed={stats.reviewed} "
           f"batches={stats.batches} seconds={elapsed:.1f} "
-          f"records_per_s={stats.records / elapsed:,.0f} peak_rss_mib={rss:.0f}")
+          f"records_per_s={stats.records / elapsed:,.0f} peak_rss_mib={rss:.0f} "
+          f"client_cpu_us_per_record={cpu / max(stats.records, 1) * 1e6:.1f}")
     print(f"replay of {replay.records}: skipped={replay.skipped} charged={replay.charged} "
           f"({time.perf_counter() - t1:.1f}s)")
-    print(f"trial balance={trial} revenue={revenue} charges={charged} "
+    print(f"{'baseline ' + args.baseline if args.baseline else 'current'}: "
+          f"trial balance={trial} revenue={revenue} charges={charged} "
           f"reconciles={Decimal(str(revenue)) == Decimal(str(charged))}")
 
 

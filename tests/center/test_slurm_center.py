@@ -335,14 +335,17 @@ def test_accounting_ingests_platform_and_external_jobs_once(bed: Testbed,
         charges = s.scalar(select(func.count()).select_from(ChargeRow).where(
             ChargeRow.key == ext.charge_key))
         assert charges == 1
-    # Again, and replayed from scratch: nothing is stored or charged twice.
+    # Again, and replayed from scratch: nothing is stored or charged twice. (The
+    # testbed is shared with other tests, whose jobs may be ingested meanwhile: count
+    # per record, not in total.)
     with sc.center.factory() as s:
-        before = s.scalar(select(func.count()).select_from(UsageRow))
+        before = set(s.scalars(select(UsageRow.key)))
     loop.run_once()
     with sc.center.factory() as s, s.begin():
         s.execute(IngestCursorRow.__table__.delete())
     loop.run_once()
     with sc.center.factory() as s:
-        assert s.scalar(select(func.count()).select_from(UsageRow)) == before
+        after = list(s.scalars(select(UsageRow.key)))
+        assert len(after) == len(set(after)) and before <= set(after)
         assert s.scalar(select(func.count()).select_from(ChargeRow).where(
             ChargeRow.key == ext.charge_key)) == 1

@@ -25,7 +25,9 @@ async def get_principal(
 ) -> Principal:
     center: Center = request.app.state.center
     token = credentials.credentials if credentials else None
-    return await run_in_threadpool(center.auth.authenticate, token)
+    # A recently seen token needs no database: skip the worker-thread hop.
+    return center.auth.cached(token) or await run_in_threadpool(center.auth.authenticate,
+                                                                token)
 
 
 CenterDep = Annotated[Center, Depends(get_center)]

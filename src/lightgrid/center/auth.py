@@ -80,6 +80,14 @@ class TokenAuthenticator:
         with self._lock:
             self._cache.clear()
 
+    def cached(self, token: str | None) -> Principal | None:
+        """The principal for `token` if it was resolved in the last `ttl` seconds."""
+        if not token:
+            return None
+        with self._lock:
+            hit = self._cache.get(hash_token(token))
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
     def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise Unauthorized("missing API token (send 'Authorization: Bearer <token>')")

@@ -546,17 +546,21 @@ class HourlyRate:
         """The rounded amount for `seconds` and the billed line amounts (the weights)."""
         hours = RATE_CONTEXT.divide(Decimal(seconds), _SECONDS_PER_HOUR)
         mul = RATE_CONTEXT.multiply
-        amounts = [mul(rate, hours) for rate in self.per_hour]
-        billed = [True] * len(amounts)
-        if any(self.in_group):
+        if True in self.in_group:
+            amounts = [mul(rate, hours) for rate in self.per_hour]
             top = -1
             for i, grouped in enumerate(self.in_group):  # the first maximum wins a tie
                 if grouped and (top < 0 or amounts[i] > amounts[top]):
                     top = i
-            billed = [i == top or not g for i, g in enumerate(self.in_group)]
-        weights = [(r, a) for r, a, b in zip(self.resources, amounts, billed, strict=True)
-                   if b]
-        gross = sum((a for _, a in weights), _ZERO)
+            weights = [(r, a) for i, (r, a, g) in enumerate(
+                zip(self.resources, amounts, self.in_group, strict=True))
+                if i == top or not g]
+        else:
+            weights = [(r, mul(rate, hours))
+                       for r, rate in zip(self.resources, self.per_hour, strict=True)]
+        gross = _ZERO
+        for _, amount in weights:  # sum(..., _ZERO) in price(): the same additions
+            gross = gross + amount
         net = gross - mul(gross, self.discount_rate)
         if seconds > 0 and net < self.minimum_charge:
             net = self.minimum_charge

@@ -30,17 +30,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from json.encoder import encode_basestring_ascii as _js  # what json.dumps uses
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, any_, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center.billing import ledger as sql
 from lightgrid.center.billing import limits, prices
 from lightgrid.center.billing.funds import Funds
 from lightgrid.core.funds import UsageRecord
-from lightgrid.core.ids import new_id
+from lightgrid.core.ids import new_id, uuid7
 from lightgrid.core.ledger import org_wallet, project_wallet, receivable, revenue
 from lightgrid.core.money import RATE_CONTEXT
 from lightgrid.core.pricing import Customer, PriceBook, RateCache, Unpriced
@@ -123,6 +123,32 @@ def split_cents(cents: int, weights: Sequence[Decimal]) -> list[int]:
     return [sign * s for s in shares]
 
 
+_RAND_B = (1 << 62) - 1
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` new UUIDv7 ids, increasing, after every id `new_id()` made before.
+
+    One `uuid7()` gives the millisecond, the counter and a random start; the rest
+    count up in its random field, so they sort after it and before any later id.
+    """
+    first = uuid7().int
+    if (first & _RAND_B) + n > _RAND_B:  # would carry into the variant bits
+        return [new_id() for _ in range(n)]
+    out = []
+    for value in range(first, first + n):
+        h = f"{value:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _refs(project: str, key: str, user: str | None, partition: str) -> str:
+    """``json.dumps({"project": ..., "key": ..., "user": ..., "partition": ...})``."""
+    u = "null" if user is None else _js(user)
+    return (f'{{"project": {_js(project)}, "key": {_js(key)}, "user": {u}, '
+            f'"partition": {_js(partition)}}}')
+
+
 def _batches(records: Iterable[UsageRecord], size: int) -> Iterator[list[UsageRecord]]:
     it = iter(records)
     while batch := list(itertools.islice(it, size)):
@@ -197,12 +223,14 @@ class Ingestor:
         for record in batch:
             key = str(record.key)
             org = orgs[record.project][0]
-            seconds = record.billable_seconds
             started_at = record.started_at
-            if not record.started or started_at is None:
+            if started_at is None or record.elapsed <= 0:  # never ran
+                seconds = 0
                 out.append(Rated(key, record, org, None, 0, (), None, "none", None,
                                  _ZERO, _ZERO, seconds, False))
                 continue
+            limit = record.time_limit  # UsageRecord.billable_seconds
+            seconds = record.elapsed if limit is None else min(record.elapsed, limit)
             try:
                 version = book.version_at(started_at)
             except Exception as exc:  # no version in force then: an operator decides
@@ -224,8 +252,12 @@ class Ingestor:
             core = gpu = _ZERO
             legs: tuple[tuple[str, int], ...] = ()
             if cents > 0:
-                shares = split_cents(cents, [w for _, w in weights])
-                legs = tuple((str(r), s) for (r, _), s in zip(weights, shares, strict=True))
+                if weights:
+                    shares = split_cents(cents, [w for _, w in weights])
+                    legs = tuple((str(r), s) for (r, _), s in zip(weights, shares,
+                                                                    strict=True))
+                else:  # only the minimum charge: labelled as the finish hook does
+                    legs = (("review", cents),)
                 hours = div(Decimal(seconds), _HOUR)  # QuotaNeed.of
                 core = mul(Decimal(record.tres.cpu), hours)
                 gpu = mul(Decimal(record.tres.gpu), hours)
@@ -271,6 +303,7 @@ class Ingestor:
         deltas: dict[str, int] = defaultdict(int)
         used: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO])
         hours_q = limits.hours
+        ids = iter(new_ids(len(fresh) + sum(1 for item in fresh if item.cents > 0)))
         for item in fresh:
             record, key, org = item.record, item.key, item.org
             project, partition = record.project, record.partition
@@ -282,29 +315,36 @@ class Ingestor:
             room = credit[org] - ow
             take_org = min(rest, room) if room > 0 else 0
             owed = rest - take_org
-            bal[wallet] = w + take_own
-            bal[owallet] = ow + take_org
             txn_id = None
             core_micro = gpu_micro = 0
             if amount > 0:
-                txn_id = new_id()
-                if partition not in revenues:
-                    revenues[partition] = revenue(partition).code
-                rev = revenues[partition]
-                legs: list[tuple[str, int, str | None]] = [
-                    (wallet, take_own, None), (owallet, take_org, None),
-                        (owed_to[org], owed, None)]
-                legs += [(rev, -s * _CENT_MICROS, r) for r, s in item.revenue]
-                legs = [leg for leg in legs if leg[1]]
-                if sum(a for _, a, _ in legs) != 0:  # the same guarantee as Transaction
+                bal[wallet] = w + take_own
+                bal[owallet] = ow + take_org
+                txn_id = next(ids)
+                rev = revenues.get(partition)
+                if rev is None:
+                    rev = revenues[partition] = revenue(partition).code
+                line = 0
+                for account, value in ((wallet, take_own), (owallet, take_org),
+                                       (owed_to[org], owed)):
+                    if value:
+                        posts.append((txn_id, line, account, value, currency, at, project,
+                                      partition, None))
+                        deltas[account] += value
+                        line += 1
+                credited = 0
+                for resource, share in item.revenue:
+                    if share:
+                        value = -share * _CENT_MICROS
+                        posts.append((txn_id, line, rev, value, currency, at, project,
+                                      partition, resource))
+                        credited += value
+                        line += 1
+                deltas[rev] += credited
+                if take_own + take_org + owed + credited != 0:  # as Transaction checks
                     raise AssertionError(f"unbalanced charge for {key}")
-                txns.append((txn_id, "capture", at, f"charge for {key}", json.dumps(
-                    {"project": project, "key": key, "user": record.user,
-                     "partition": partition})))
-                for line, (account, value, resource) in enumerate(legs):
-                    posts.append((txn_id, line, account, value, currency, at, project,
-                                  partition, resource))
-                    deltas[account] += value
+                txns.append((txn_id, "capture", at, f"charge for {key}",
+                             _refs(project, key, record.user, partition)))
                 use = used[project]
                 use[0] += item.core_hours
                 use[1] += item.gpu_hours
@@ -312,16 +352,16 @@ class Ingestor:
                 gpu_micro = int(hours_q(item.gpu_hours).scaleb(MONEY_SCALE))
             tres = record.tres
             charges.append((
-                new_id(), key, record.job_id or None, project, record.user, partition,
+                next(ids), key, record.job_id or None, project, record.user, partition,
                 record.qos, record.gpu_type, str(record.state), tres.cpu, tres.mem,
                 tres.gpu, tres.node, item.seconds, amount, 0, take_own + take_org, owed, 0,
                 core_micro, gpu_micro, item.version, item.source, item.contract,
                 record.started_at, record.ended_at, at, txn_id,
                 "" if item.charged else "not charged"))
-            stats.charged += 1
+        stats.charged += len(fresh)
         self._write(session, txns, posts, charges)
         sql.apply_deltas(session, {a: Decimal(v).scaleb(-MONEY_SCALE)
-                                   for a, v in deltas.items()}, currency)
+                                   for a, v in deltas.items() if v}, currency)
         granted = set(session.scalars(select(QuotaRow.project).where(
             QuotaRow.project.in_(list(used))))) if used else set()
         for project in sorted(granted):
@@ -331,12 +371,17 @@ class Ingestor:
     def _existing(self, session: Session, keys: list[str]) -> set[str]:
         """Keys of the batch already charged or under review."""
         if sql.dialect(session) == "postgresql":
-            arr = bindparam("keys", keys, type_=ARRAY(String))
-            cond_c, cond_r = ChargeRow.key == any_(arr), ReviewRow.key == any_(arr)
-        else:
-            cond_c, cond_r = ChargeRow.key.in_(keys), ReviewRow.key.in_(keys)
-        seen = set(session.scalars(select(ChargeRow.key).where(cond_c)))
-        return seen | set(session.scalars(select(ReviewRow.key).where(cond_r)))
+            # One round trip; the keys travel as one JSON array (encoded in C) rather
+            # than as a parameter array adapted key by key.
+            rows = session.execute(text(
+                "WITH k AS (SELECT json_array_elements_text(CAST(:keys AS json)) AS key) "
+                "SELECT c.key FROM charges c JOIN k ON c.key = k.key UNION ALL "
+                "SELECT r.key FROM billing_reviews r JOIN k ON r.key = k.key"),
+                {"keys": json.dumps(keys)})
+            return {key for key, in rows}
+        seen = set(session.scalars(select(ChargeRow.key).where(ChargeRow.key.in_(keys))))
+        return seen | set(session.scalars(select(ReviewRow.key).where(
+            ReviewRow.key.in_(keys))))
 
     def _write(self, session: Session, txns: list[tuple[Any, ...]],
                posts: list[tuple[Any, ...]], charges: list[tuple[Any, ...]]) -> None:
