@@ -87,7 +87,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", required=True, help="an empty database URL")
     ap.add_argument("-n", type=int, default=1_000_000)
-    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=10000)
+    ap.add_argument("--depth", type=int, default=1,
+                    help="rated batches that may wait for the writer")
     ap.add_argument("--projects", type=int, default=200)
     ap.add_argument("--baseline", help="a file defining another Ingestor to run instead")
     args = ap.parse_args()
@@ -104,8 +106,9 @@ def main() -> None:
     factory = make_sessionmaker(engine)
     start = datetime.now(UTC)
     projects = setup(factory, args.projects, start)
+    options = {} if args.baseline else {"depth": args.depth}
     ingestor = ingestor_class(factory, "bench", Funds("CNY", CENTER_TZ),
-                              batch_size=args.batch)
+                              batch_size=args.batch, **options)
     t0, c0 = time.perf_counter(), time.process_time()
     stats = ingestor.run(records(args.n, projects, start, 1), datetime.now(UTC))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0

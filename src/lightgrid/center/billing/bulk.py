@@ -159,7 +159,7 @@ class Ingestor:
     """Rates and posts a stream of usage records for one center."""
 
     def __init__(self, factory: sessionmaker[Session], center: str, funds: Funds,
-                 *, batch_size: int = 5000, depth: int = 2) -> None:
+                 *, batch_size: int = 10000, depth: int = 1) -> None:
         self.factory = factory
         self.center = center
         self.funds = funds

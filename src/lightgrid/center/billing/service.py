@@ -34,7 +34,7 @@ from lightgrid.core.resources import Tres
 from lightgrid.core.statements import Period, Statement, statement
 from lightgrid.store.base import utcnow
 from lightgrid.store.models import Job, JobEvent, Organization, Project, User
-from lightgrid.store.models.billing import ChargeRow, HoldRow, ReviewRow
+from lightgrid.store.models.billing import ChargeRow, HoldRow, PriceBookVersionRow, ReviewRow
 
 if TYPE_CHECKING:
     from lightgrid.backends.base import UsageRecord as BackendUsage
@@ -65,9 +65,18 @@ class Billing:
         self.currency = center.settings.currency
         self.tz = tz
         self.funds = Funds(self.currency, tz)
+        self._book: tuple[int | None, PriceBook] | None = None
 
     def book(self, session: Session) -> PriceBook:
-        return prices.load_book(session, self.name)
+        """The price book, parsed once per version: versions are append-only, so the
+        newest version number tells whether the cached book is still whole."""
+        top = session.scalar(select(func.max(PriceBookVersionRow.version)))
+        cached = self._book
+        if cached is not None and cached[0] == top:
+            return cached[1]
+        book = prices.load_book(session, self.name)
+        self._book = (top, book)
+        return book
 
     # -- hooks -----------------------------------------------------------------
 
