@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center.access import Principal
@@ -75,6 +75,18 @@ def parse_job_ref(ref: str) -> tuple[str, Any]:
         return "id", ref
     raise InvalidRequest(f"{ref!r} is not a job number, array task (N_I) or job id",
                          field="job")
+
+
+def _project_and_org() -> Any:
+    p, o = Project.__table__.c, Organization.__table__.c
+    return (select(p.id, p.org_id, p.name, p.display_name, p.active, p.created_at,
+                   o.name.label("org_name"), o.display_name.label("org_display"), o.kind,
+                   o.tier, o.created_at.label("org_created"))
+            .join_from(Project.__table__, Organization.__table__, o.id == p.org_id)
+            .where(p.id == bindparam("pid")))
+
+
+_PROJECT_AND_ORG = _project_and_org()
 
 
 class JobService:
@@ -151,13 +163,7 @@ class JobService:
         if pid is None:
             pid = get_project(session, account).id
         # One plain SELECT (no ORM loading): this is on every submission.
-        p, o = Project.__table__.c, Organization.__table__.c
-        row = session.execute(
-            select(p.id, p.org_id, p.name, p.display_name, p.active, p.created_at,
-                   o.name.label("org_name"), o.display_name.label("org_display"), o.kind,
-                   o.tier, o.created_at.label("org_created"))
-            .join_from(Project.__table__, Organization.__table__, o.id == p.org_id)
-            .where(p.id == pid)).one_or_none()
+        row = session.execute(_PROJECT_AND_ORG, {"pid": pid}).one_or_none()
         if row is None or not row.active:
             raise InvalidRequest(f"project {account!r} is not active", field="account")
         org = Organization(id=row.org_id, name=row.org_name, display_name=row.org_display,
