@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import random
 import resource
 import sys
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center import tenancy
@@ -83,6 +84,23 @@ def records(n: int, projects: list[str], start: datetime, seed: int) -> Iterator
             time_limit=86400)
 
 
+def server_cpu(factory: sessionmaker[Session]) -> dict[int, float]:
+    """CPU seconds used so far by this database's server processes (a local server,
+    readable /proc), else nothing: the database's share of the work, load aside."""
+    with factory() as s:
+        pids = list(s.scalars(select(text("pid")).select_from(text("pg_stat_activity"))
+                              .where(text("datname = current_database()"))))
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return {}
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", required=True, help="an empty database URL")
@@ -109,9 +127,13 @@ def main() -> None:
     options = {} if args.baseline else {"depth": args.depth}
     ingestor = ingestor_class(factory, "bench", Funds("CNY", CENTER_TZ),
                               batch_size=args.batch, **options)
+    postgres = engine.dialect.name == "postgresql"
+    before = server_cpu(factory) if postgres else {}
     t0, c0 = time.perf_counter(), time.process_time()
     stats = ingestor.run(records(args.n, projects, start, 1), datetime.now(UTC))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    after = server_cpu(factory) if postgres else {}
+    server = sum(v - before.get(pid, 0.0) for pid, v in after.items())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t1 = time.perf_counter()
     replay = ingestor.run(records(min(args.n, 20_000), projects, start, 1), datetime.now(UTC))
@@ -123,7 +145,9 @@ def main() -> None:
     print(f"records={stats.records} charged={stats.charged} reviewed={stats.reviewed} "
           f"batches={stats.batches} seconds={elapsed:.1f} "
           f"records_per_s={stats.records / elapsed:,.0f} peak_rss_mib={rss:.0f} "
-          f"client_cpu_us_per_record={cpu / max(stats.records, 1) * 1e6:.1f}")
+          f"client_cpu_us_per_record={cpu / max(stats.records, 1) * 1e6:.1f}"
+          + (f" server_cpu_us_per_record={server / max(stats.records, 1) * 1e6:.1f}"
+             if after else ""))
     print(f"replay of {replay.records}: skipped={replay.skipped} charged={replay.charged} "
           f"({time.perf_counter() - t1:.1f}s)")
     print(f"{'baseline ' + args.baseline if args.baseline else 'current'}: "
