@@ -105,6 +105,21 @@ async def _load(port: int, tokens: list[str], clients: int, seconds: float,
     return latencies, errors, time.perf_counter() - start
 
 
+def _pg_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL process on this machine."""
+    import psutil
+
+    out = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"]:
+            out[proc.pid] = proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return out
+
+
+def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -146,8 +161,15 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        import psutil
+
+        proc = psutil.Process(server.pid)
+        pg_before = _pg_cpu()
+        cpu_before = proc.cpu_times()
         latencies, errors, elapsed = asyncio.run(
             _load(port, tokens, args.clients, args.seconds, args.warmup))
+        cpu_after = proc.cpu_times()
+        pg_after = _pg_cpu()
         server.terminate()
         server.join(10)
     latencies.sort()
@@ -155,7 +177,14 @@ def main() -> None:
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
+    # CPU per request, measured on the server process (and on PostgreSQL's processes):
+    # unlike the rate, it hardly depends on what else the machine is doing.
+    warm = len(latencies)
+    server_cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
     print(json.dumps({
+        "server_cpu_ms_per_request": round(server_cpu / max(warm, 1) * 1000, 3),
+        "postgres_cpu_ms_per_request": round(_cpu_delta(pg_before, pg_after)
+                                             / max(warm, 1) * 1000, 3),
         "database": db_label, "clients": args.clients, "seconds": round(elapsed, 1),
         "requests": len(latencies), "errors": len(errors),
         "rate": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),

@@ -147,3 +147,19 @@ def test_unknown_partition_is_rejected(tmp_path: Path, bad: str) -> None:
             backend.submit(replace(request(tmp_path, 1, "true"), partition=bad))
     finally:
         backend.stop()
+
+
+def test_requeue_of_a_job_cancelled_before_it_started_runs_its_script(
+        tmp_path: Path) -> None:
+    backend = make(tmp_path)
+    try:
+        backend.submit(request(tmp_path, 1, "sleep 2", cpus=8))  # fills the partition
+        backend.submit(request(tmp_path, 2, "echo second", cpus=8))
+        wait_state(backend, "1", {JobState.RUNNING})
+        backend.cancel("2")
+        assert backend.poll(["2"])["2"].state is JobState.CANCELLED
+        backend.requeue("2")
+        wait_state(backend, "2", {JobState.COMPLETED})
+        assert (tmp_path / "work" / "2.out").read_text() == "second\n"
+    finally:
+        backend.stop()

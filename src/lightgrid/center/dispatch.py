@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.backends.base import (
@@ -157,10 +157,12 @@ class Dispatcher:
             return
         table = cast(Table, Job.__table__)
         with self.factory() as session, session.begin():
-            session.execute(
-                table.update().where(table.c.id == bindparam("job_id"))
-                .values(backend_id=bindparam("bid"), reason="Priority"),
-                [{"job_id": j, "bid": b} for j, b in pairs])
+            # One statement for the whole batch: backend_id = CASE id WHEN ... END.
+            for start in range(0, len(pairs), 500):
+                chunk = dict(pairs[start:start + 500])
+                session.execute(
+                    table.update().where(table.c.id.in_(list(chunk)))
+                    .values(backend_id=case(chunk, value=table.c.id), reason="Priority"))
 
     # -- batched dispatch of fresh submissions -------------------------------------
 

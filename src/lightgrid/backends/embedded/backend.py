@@ -182,9 +182,11 @@ class EmbeddedBackend(Backend):
                     dependencies=deps, array_group=group, array_task=index,
                     array_max_running=request.array.max_running if request.array else None,
                     kill_grace=self.config.kill_grace)
-                (job_dir / SCRIPT_FILE).write_text(request.script)
-                os.chmod(job_dir / SCRIPT_FILE, 0o755)
-                write_json_atomic(job_dir / JOB_FILE, record.to_json(), durable=False)
+                # The script travels in job.json and becomes a file when the job starts:
+                # one file per submission keeps the submit path short.
+                write_json_atomic(job_dir / JOB_FILE, {**record.to_json(),
+                                                       "script": request.script},
+                                  durable=False)
                 self._add(record, job_dir)
                 if index is not None:
                     result[index] = backend_id
@@ -198,7 +200,7 @@ class EmbeddedBackend(Backend):
             if job is None or job.state.is_terminal:
                 return
             job.record.cancelled = True
-            write_json_atomic(job.directory / JOB_FILE, job.record.to_json())
+            self._rewrite_record(job)
             if job.state is JobState.PENDING:
                 if job.queued:
                     self._clusters[job.record.partition].remove(job.sched)
@@ -226,12 +228,21 @@ class EmbeddedBackend(Backend):
                 self._reset_to_pending(job)
             self._wake.set()
 
+    def _rewrite_record(self, job: _Job) -> None:
+        """Save a changed record, keeping the script of a job that has not started."""
+        data = job.record.to_json()
+        if not (job.directory / SCRIPT_FILE).exists():
+            old = read_json(job.directory / JOB_FILE) or {}
+            if "script" in old:
+                data["script"] = old["script"]
+        write_json_atomic(job.directory / JOB_FILE, data)
+
     def _reset_to_pending(self, job: _Job) -> None:
         for name in (STATUS_FILE, RUNNER_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (job.directory / name).unlink()
         job.record.cancelled = False
-        write_json_atomic(job.directory / JOB_FILE, job.record.to_json())
+        self._rewrite_record(job)
         job.state, job.reason = JobState.PENDING, "BeginTime"
         job.start_time = job.end_time = job.exit_code = None
         job.sched.start = None
@@ -480,6 +491,11 @@ class EmbeddedBackend(Backend):
         job.start_time = now
         record = job.record
         Path(record.workdir).mkdir(parents=True, exist_ok=True)
+        stored = read_json(job.directory / JOB_FILE) or {}
+        script_path = job.directory / SCRIPT_FILE
+        if "script" in stored:
+            script_path.write_text(stored["script"])
+            script_path.chmod(0o755)
         env = self._job_environment(record)
         record.environment = env
         write_json_atomic(job.directory / JOB_FILE, record.to_json())

@@ -51,6 +51,7 @@ class JobRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
         data = dict(data)
+        data.pop("script", None)  # stored beside the record, not part of it
         data["dependencies"] = [(k, list(ids)) for k, ids in data.get("dependencies", [])]
         return cls(**data)
 
