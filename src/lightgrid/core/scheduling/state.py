@@ -17,17 +17,19 @@ class ClusterState:
     ``(estimated_end, key, job)`` entries (`ends`), so policies can walk them by
     estimated end. Resource amounts only need ``+``, ``-``, ``<=`` and ``==``.
 
-    Two counters let policies reuse work between passes without changing results:
+    Counters let policies reuse work between passes without changing results:
     `epoch` moves on every finish, removal or out-of-order add; `reshape` moves only
     when the future resource profile changes in a way the previous pass did not
     foresee (a job ending off its estimate, a removal, an out-of-order add). `fresh`
-    counts jobs appended to the end of the queue since the last pass. `released` is the
-    latest time up to which resources became free earlier than planned since the last
-    pass (a job ending before its estimate, or a removal: infinity).
+    counts jobs appended to the end of the queue since the last pass; `requeue` moves
+    when the queue changes otherwise than by such appends or by a policy starting
+    jobs (a removal, an out-of-order add). `released` is the latest time up to which
+    resources became free earlier than planned since the last pass (a job ending
+    before its estimate, or a removal: infinity).
     """
 
     __slots__ = ("cache", "capacity", "ends", "epoch", "free", "fresh", "queue", "released",
-                 "reshape", "zero")
+                 "requeue", "reshape", "zero")
 
     def __init__(self, capacity: Any, zero: Any) -> None:
         self.capacity = capacity
@@ -37,6 +39,7 @@ class ClusterState:
         self.ends: SortedList = SortedList()
         self.epoch = 0
         self.reshape = 0
+        self.requeue = 0
         self.fresh = 0
         self.released = -math.inf
         # Owned by the policy that schedules this state; see each policy.
@@ -66,6 +69,7 @@ class ClusterState:
         queue.insert(lo, job)
         self.epoch += 1
         self.reshape += 1
+        self.requeue += 1
 
     def remove(self, job: SchedJob) -> None:
         """Drop a pending job (e.g. cancelled)."""
@@ -73,6 +77,7 @@ class ClusterState:
         self.released = math.inf
         self.epoch += 1
         self.reshape += 1
+        self.requeue += 1
 
     def start(self, job: SchedJob, now: float) -> None:
         """Mark `job` started at `now` and hold its resources (policies call this)."""
