@@ -26,8 +26,10 @@ async def get_principal(
     center: Center = request.app.state.center
     token = credentials.credentials if credentials else None
     # A recently seen token needs no database: skip the worker-thread hop.
-    return center.auth.cached(token) or await run_in_threadpool(center.auth.authenticate,
-                                                                token)
+    principal = center.auth.cached(token)
+    if principal is None:
+        principal = await run_in_threadpool(center.auth.authenticate, token)
+    return principal
 
 
 CenterDep = Annotated[Center, Depends(get_center)]

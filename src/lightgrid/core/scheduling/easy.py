@@ -189,7 +189,7 @@ class EASY(SchedulingPolicy):
             _submit, _key, tie, req, est, group, pos = heappop(heap)
             if not req <= free:
                 continue
-            if est < limit:
+            if est <= limit:
                 pass
             elif req <= extra:
                 extra = extra - req
