@@ -7,7 +7,7 @@ import random
 import pytest
 
 from lightgrid.core.resources import ZERO, Tres
-from lightgrid.core.scheduling import EASY, ClusterState, SchedJob, shadow_and_extra
+from lightgrid.core.scheduling import EASY, ClusterState, SchedJob, easy, shadow_and_extra
 
 
 def plain_easy(state: ClusterState, now: float) -> list[SchedJob]:
@@ -22,7 +22,7 @@ def plain_easy(state: ClusterState, now: float) -> list[SchedJob]:
         i += 1
     for job in started:
         state.start(job, now)
-    if i < len(queue) and not free == state.zero:
+    if i < len(queue) and free != state.zero:
         shadow, extra = shadow_and_extra(state, queue[i].request, now)
         for job in queue[i + 1:]:
             if job.request <= free:
@@ -84,8 +84,10 @@ def _run(ops: list[tuple], tres: bool, policy: object) -> list[tuple]:
     return log
 
 
+@pytest.mark.parametrize("grouped", [1, 8, easy.GROUPED])
 @pytest.mark.parametrize("tres", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_grouped_scan_starts_what_a_plain_scan_starts(seed, tres):
+def test_grouped_scan_starts_what_a_plain_scan_starts(seed, tres, grouped, monkeypatch):
+    monkeypatch.setattr(easy, "GROUPED", grouped)
     ops = _history(seed, tres)
     assert _run(ops, tres, EASY()) == _run(ops, tres, None)

@@ -15,6 +15,8 @@ from lightgrid.core.scheduling.policy import SchedulingPolicy, drop_started
 from lightgrid.core.scheduling.state import ClusterState
 
 _place = attrgetter("submit", "key")
+# Queues at least this long are scanned by groups; shorter ones job by job.
+GROUPED = 64
 
 
 def shadow_and_extra(state: ClusterState, need: Any, now: float) -> tuple[float, Any]:
@@ -42,9 +44,9 @@ def shadow_and_extra(state: ClusterState, need: Any, now: float) -> tuple[float,
 class _Cache:
     """What `EASY` keeps in `state.cache` (unordered queues only).
 
-    `groups` holds every queued job under its ``(request, estimate)``, each group in
-    queue order. `epoch`, `head`, `shadow` and `extra` describe the last pass: its
-    reservation and the extra it left.
+    `groups`, while the queue is long (else None), holds every queued job under its
+    ``(request, estimate)``, each group in queue order. `epoch`, `head`, `shadow` and
+    `extra` describe the last pass: its reservation and the extra it left.
     """
 
     __slots__ = ("epoch", "extra", "groups", "head", "owner", "requeue", "shadow")
@@ -52,15 +54,20 @@ class _Cache:
     def __init__(self, owner: EASY, state: ClusterState) -> None:
         self.owner = owner
         self.requeue = state.requeue
-        self.groups: dict[tuple[Any, float], deque[SchedJob]] = {}
+        self.groups: dict[tuple[Any, float], deque[SchedJob]] | None = None
         self.epoch = -1
         self.head: SchedJob | None = None
         self.shadow = math.inf
         self.extra: Any = state.zero
-        self.append(state.queue)
+
+    def group(self, queue: list[SchedJob]) -> None:
+        self.groups = {}
+        self.append(queue)
 
     def append(self, jobs: Any) -> None:
         groups = self.groups
+        if groups is None:
+            return
         for job in jobs:
             key = (job.request, job.estimate)
             group = groups.get(key)
@@ -70,14 +77,17 @@ class _Cache:
                 group.append(job)
 
     def drop(self, job: SchedJob) -> None:
+        groups = self.groups
+        if groups is None:
+            return
         key = (job.request, job.estimate)
-        group = self.groups[key]
+        group = groups[key]
         if group[0] is job:
             group.popleft()
         else:
             group.remove(job)
         if not group:
-            del self.groups[key]
+            del groups[key]
 
 
 class EASY(SchedulingPolicy):
@@ -97,7 +107,8 @@ class EASY(SchedulingPolicy):
     turn comes is dropped. The jobs started are those of a job-by-job scan, in the
     same order.
 
-    Between passes where nothing finished or left the queue, only the newly appended
+    Short queues are scanned job by job, where keeping the groups would cost more
+    than it saves. Between passes where nothing finished or left the queue, only the newly appended
     jobs can start, under the same shadow time and the extra left by the last pass:
     the earlier jobs failed the rule under at least as much free, extra and time.
     """
@@ -157,6 +168,12 @@ class EASY(SchedulingPolicy):
         cache.extra = extra
         if free == zero:
             return started
+        if len(queue) < GROUPED:
+            cache.groups = None
+            started.extend(self._scan_tail(state, now, cache, 1))
+            return started
+        if cache.groups is None:
+            cache.group(queue)
         started.extend(self._scan_groups(state, now, cache, head))
         return started
 
@@ -170,7 +187,9 @@ class EASY(SchedulingPolicy):
         extra = cache.extra
         limit = shadow - now
         heap: list[tuple[float, Any, int, Any, float, deque[SchedJob], int]] = []
-        for (req, est), group in cache.groups.items():
+        groups = cache.groups
+        assert groups is not None
+        for (req, est), group in groups.items():
             if req <= free and (est <= limit or req <= extra):
                 pos = 0
                 if group[0] is head:
@@ -210,7 +229,6 @@ class EASY(SchedulingPolicy):
             if len(group) > pos:
                 job = group[pos]
                 heappush(heap, (job.submit, job.key, tie, req, est, group, pos))
-        groups = cache.groups
         for job in started:
             key = (job.request, job.estimate)
             if key in groups and not groups[key]:
@@ -223,7 +241,7 @@ class EASY(SchedulingPolicy):
     @staticmethod
     def _scan_tail(state: ClusterState, now: float, cache: _Cache,
                    first: int) -> list[SchedJob]:
-        """Backfill the newly appended jobs queue[first:] under the cached reservation."""
+        """Backfill queue[first:] job by job under the cached reservation."""
         zero = state.zero
         free = state.free
         ends = state.ends
