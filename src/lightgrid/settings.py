@@ -88,7 +88,20 @@ class Settings(BaseSettings):
     token_ttl_days: int = Field(default=90, ge=1)
     kill_grace_seconds: float = Field(default=10.0, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)
-    currency: str = "CNY"
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    #: The center's time zone: months of statements and spending caps follow it.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @field_validator("partitions")
     @classmethod

@@ -7,12 +7,12 @@ a large one, so the new-user walkthrough (quote, refused, top-up, accepted) work
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from lightgrid.center.billing import limits, prices
 from lightgrid.center.billing.funds import Funds
-from lightgrid.center.billing.service import CENTER_TZ
 from lightgrid.core.money import Money
 from lightgrid.store.base import utcnow
 from lightgrid.store.models.billing import PriceBookVersionRow
@@ -42,7 +42,7 @@ CREDIT = {"deepmind-ai": "10000.00"}
 
 def seed(center: Center) -> None:
     """Create the price book and opening funds once."""
-    funds = Funds(center.settings.currency, CENTER_TZ)
+    funds = Funds(center.settings.currency, ZoneInfo(center.settings.timezone))
     with center.factory() as session, session.begin():
         if session.scalar(select(PriceBookVersionRow.version).limit(1)) is not None:
             return

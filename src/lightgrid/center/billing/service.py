@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from lightgrid.center.service import Center
 
 #: Months, caps and statements follow the center's local time.
+#: The default center time zone (settings.timezone overrides it per center).
 CENTER_TZ = ZoneInfo("Asia/Shanghai")
 TERMINAL = [s.value for s in JobState if s.is_terminal]
 
@@ -58,7 +59,8 @@ def parse_month(text: str) -> tuple[int, int]:
 class Billing:
     """Prices, funds, holds, charges, limits, statements and invoices of one center."""
 
-    def __init__(self, center: Center, tz: ZoneInfo = CENTER_TZ) -> None:
+    def __init__(self, center: Center, tz: ZoneInfo | None = None) -> None:
+        tz = tz or ZoneInfo(center.settings.timezone)
         self.center = center
         self.factory = center.factory
         self.name = center.settings.center_name
