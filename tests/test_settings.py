@@ -42,3 +42,10 @@ def test_bad_config_fails_fast(tmp_path: Path, text: str, fragment: str) -> None
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_relative_data_dir_becomes_absolute(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, data_dir=Path("var/demo"))
+    assert settings.data_dir == tmp_path / "var" / "demo"

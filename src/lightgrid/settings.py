@@ -103,6 +103,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Jobs run in their own working directories: every path handed to them and to
+        # the runner must not depend on the service's current directory.
+        return value.expanduser().resolve()
+
     @field_validator("partitions")
     @classmethod
     def _unique_partitions(cls, value: list[PartitionSettings]) -> list[PartitionSettings]:

@@ -163,3 +163,18 @@ def test_requeue_of_a_job_cancelled_before_it_started_runs_its_script(
         assert (tmp_path / "work" / "2.out").read_text() == "second\n"
     finally:
         backend.stop()
+
+
+def test_relative_state_dir_still_runs_jobs(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs run in their own directory: a relative state dir must not break them."""
+    monkeypatch.chdir(tmp_path)
+    backend = EmbeddedBackend(EmbeddedConfig(state_dir=Path("state"), tick=0.05),
+                              {"cpu": PART})
+    backend.start()
+    try:
+        backend.submit(request(tmp_path, 1, "echo ran"))
+        assert wait_state(backend, "1", {JobState.COMPLETED, JobState.FAILED}) \
+            is JobState.COMPLETED
+    finally:
+        backend.stop()

@@ -18,8 +18,10 @@ LIGHTGRID = [sys.executable, "-m", "lightgrid.cli"]
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[dict[str, object]]:
     data = tmp_path / "demo"
-    proc = subprocess.Popen([*LIGHTGRID, "demo", "--port", "0", "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A relative data directory, as `make demo` passes it.
+    proc = subprocess.Popen([*LIGHTGRID, "demo", "--port", "0", "--data-dir", "demo"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         deadline = time.monotonic() + 60
         while not (data / "demo.json").exists():

@@ -103,7 +103,7 @@ class EmbeddedBackend(Backend):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._jobs_dir = config.state_dir / "jobs"
+        self._jobs_dir = config.state_dir.resolve() / "jobs"
         self._jobs_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
 

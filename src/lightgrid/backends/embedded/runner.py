@@ -136,4 +136,4 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1])))
+    sys.exit(run(Path(sys.argv[1]).resolve()))
