@@ -31,6 +31,9 @@ def test_array_job_runs_every_task_and_each_has_its_own_output(
 def test_failed_job_records_exit_code_and_usage(api: TestClient, tenants: Tenants) -> None:
     h = tenants.headers("alice")
     out = submit(api, h, script("echo oops >&2; exit 3", "-A p1", "-e err.txt"))
+    # The response already tells that the backend took the job.
+    assert out["jobs"][0]["backend_id"] is not None
+    assert out["jobs"][0]["reason"] == "Priority"
     [row] = wait_for(api, h, out["job_id"])
     assert row["state"] == "FAILED"
     assert row["exit_code"] == 3

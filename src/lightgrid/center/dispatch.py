@@ -83,17 +83,19 @@ class Dispatcher:
             return
         try:
             if fresh:
-                request = self._request(None, rows)
-            else:
-                with self.factory() as session:
-                    current = list(session.scalars(select(Job).where(Job.id.in_(ids))
-                                                   .order_by(Job.number)))
-                    if not current or any(r.backend_id for r in current) \
-                            or current[0].state != JobState.PENDING.value:
-                        return
-                    request = self._request(session, current)
-                if request is not None and self._adopt_existing(current):
+                handed = self._hand_over(ids, self._request(None, rows))
+                self._store_backend_ids(handed)
+                _reflect(rows, handed)
+                return
+            with self.factory() as session:
+                current = list(session.scalars(select(Job).where(Job.id.in_(ids))
+                                               .order_by(Job.number)))
+                if not current or any(r.backend_id for r in current) \
+                        or current[0].state != JobState.PENDING.value:
                     return
+                request = self._request(session, current)
+            if request is not None and self._adopt_existing(current):
+                return
             self._store_backend_ids(self._hand_over(ids, request))
         finally:
             self._release(ids)
@@ -220,7 +222,9 @@ class Dispatcher:
                 continue
             claimed.extend(ids)
             try:
-                pairs.extend(self._hand_over(ids, self._request(None, rows)))
+                handed = self._hand_over(ids, self._request(None, rows))
+                pairs.extend(handed)
+                _reflect(rows, handed)
                 outcomes.append((done, None))
             except BaseException as exc:  # handed to the waiting request
                 outcomes.append((done, exc))
@@ -412,6 +416,16 @@ class Dispatcher:
                         for hook in self.finish_hooks:
                             hook(session, row, None)
         self.sync()
+
+
+def _reflect(rows: Sequence[Job], handed: Sequence[tuple[str, str]]) -> None:
+    """Show the outcome of a hand-over on the (detached) rows the request returns."""
+    backend_ids = dict(handed)
+    for row in rows:
+        if row.id in backend_ids:
+            row.backend_id, row.reason = backend_ids[row.id], "Priority"
+        elif row.reason == "Submitted":
+            row.reason = "BackendUnavailable"
 
 
 def _differs(state: str, status: JobStatus) -> bool:
