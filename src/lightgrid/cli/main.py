@@ -20,7 +20,7 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
-    from lightgrid.cli import admin, billing, files, jobs, server, sim
+    from lightgrid.cli import admin, billing, files, jobs, limits, server, sim
 
     app.command()(server.serve)
     app.command()(server.demo)
@@ -29,6 +29,7 @@ def _register() -> None:
     admin.register(app)
     sim.register(app)
     billing.register(app)
+    limits.register(app)
 
 
 def main() -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from lightgrid.api.deps import CenterDep, PrincipalDep
 from lightgrid.api.schemas import Strict, SubmitIn
@@ -19,8 +20,19 @@ from lightgrid.core.statements import statement_csv
 from lightgrid.store.base import utcnow
 
 router = APIRouter(tags=["billing"])
+def _decimal_text(value: str) -> str:
+    """Refuse what is not a finite decimal here, so the error names the field."""
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite amount")
+    return value
+
+
 Amount = Annotated[str, Field(description="decimal string, e.g. \"100.00\"",
-                              max_length=40)]
+                              max_length=40), AfterValidator(_decimal_text)]
 
 
 def _billing(center: Center) -> Billing:
