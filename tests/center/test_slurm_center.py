@@ -242,9 +242,14 @@ def test_crash_between_sbatch_and_commit_adopts_on_restart(
                 job = s.get(Job, rows[0].id)
                 return job is not None and job.state == "COMPLETED"
         wait_until(finished, 60)
-        comments = bed.run("sacct", "-n", "-P", "-X", "-a", "--starttime=now-1hour",
-                           "--format=Comment").stdout.splitlines()
-        assert comments.count(f"lightgrid:{rows[0].id}") == 1
+
+        def recorded() -> list[str] | None:
+            # slurmdbd may hold a just-finished job's record back for a few seconds.
+            comments = bed.run("sacct", "-n", "-P", "-X", "-a", "--starttime=now-1hour",
+                               "--format=Comment").stdout.splitlines()
+            mine = [c for c in comments if c.split(" ")[0] == f"lightgrid:{rows[0].id}"]
+            return mine or None
+        assert len(wait_until(recorded, 30, interval=1)) == 1
     finally:
         restarted.close()
         sc.center = restarted  # closed again by the fixture; closing twice is harmless
