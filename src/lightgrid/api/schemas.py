@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -148,11 +148,6 @@ class SubmitOut(BaseModel):
     job_id: str
     jobs: list[JobOut]
     warnings: list[str]
-
-
-class Page(BaseModel):
-    items: list[Any]
-    next_cursor: str | None
 
 
 class JobPage(BaseModel):

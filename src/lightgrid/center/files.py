@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from lightgrid.core.errors import Conflict, InvalidRequest, NotFound, TooLarge
 
@@ -225,31 +225,7 @@ class Workspace:
         if lines == 0:
             return b""
         with os.fdopen(self._open_file(path), "rb", buffering=0) as handle:
-            pos = os.fstat(handle.fileno()).st_size
-            blocks: builtins.list[bytes] = []
-            newlines = 0
-            read = 0
-            while pos > 0 and read < max_bytes:
-                size = min(CHUNK_SIZE, pos)
-                pos -= size
-                handle.seek(pos)
-                block = handle.read(size)
-                if not blocks and block.endswith(b"\n"):
-                    newlines -= 1  # the newline ending the last line starts no line
-                blocks.append(block)
-                read += len(block)
-                newlines += block.count(b"\n")
-                if newlines >= lines:
-                    break
-        data = b"".join(reversed(blocks))
-        end = len(data) - 1 if data.endswith(b"\n") else len(data)
-        start = end
-        for _ in range(lines):
-            start = data.rfind(b"\n", 0, start)
-            if start < 0:
-                break
-        tail = data if start < 0 else data[start + 1:]
-        return tail[-max_bytes:] if max_bytes else b""
+            return tail_of(handle, lines, max_bytes=max_bytes)
 
     # -- writing -------------------------------------------------------------------
 
@@ -369,6 +345,38 @@ def _os_error(exc: OSError, path: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TooLarge(f"{path!r}: no space left in the workspace", field="file")
     return exc
+
+
+def tail_of(handle: BinaryIO, lines: int, *, max_bytes: int = TAIL_MAX_BYTES) -> bytes:
+    """The last `lines` lines of an open file, reading backwards from its end in chunks
+    (never the whole file); at most `max_bytes`."""
+    if lines <= 0:
+        return b""
+    pos = os.fstat(handle.fileno()).st_size
+    blocks: list[bytes] = []
+    newlines = 0
+    read = 0
+    while pos > 0 and read < max_bytes:
+        size = min(CHUNK_SIZE, pos)
+        pos -= size
+        handle.seek(pos)
+        block = handle.read(size)
+        if not blocks and block.endswith(b"\n"):
+            newlines -= 1  # the newline ending the last line starts no line
+        blocks.append(block)
+        read += len(block)
+        newlines += block.count(b"\n")
+        if newlines >= lines:
+            break
+    data = b"".join(reversed(blocks))
+    end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    start = end
+    for _ in range(lines):
+        start = data.rfind(b"\n", 0, start)
+        if start < 0:
+            break
+    tail = data if start < 0 else data[start + 1:]
+    return tail[-max_bytes:] if max_bytes else b""
 
 
 class Workspaces:

@@ -190,7 +190,7 @@ class JobService:
             admission = Admission(principal, project, org, partition, allocation, spec,
                                   time_limit, len(indices))
             workdir = self._workdir(spec, principal, project)
-            name = spec.name or _default_name(spec.script)
+            name = spec.name or "script"
             default_out = "slurm-%A_%a.out" if spec.array else "slurm-%j.out"
             spec_json = _spec_to_json(spec, deps)
             # Resolved names travel with the job, so dispatching needs no lookups.
@@ -357,10 +357,6 @@ class JobService:
             raise Conflict(f"job {jobs[0].number} has already finished "
                            f"({jobs[0].state})", field="job")
         return live
-
-
-def _default_name(script: str) -> str:
-    return "script" if script else "job"
 
 
 def _spec_to_json(spec: JobSpec, deps: list[tuple[str, list[str]]]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -98,10 +97,6 @@ class Center:
     def project_workspace(self, project: str) -> Workspace:
         return self.workspaces.project(project)
 
-    @property
-    def data_dir(self) -> Path:
-        return self.settings.data_dir
-
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
@@ -129,10 +124,6 @@ class Center:
     def close(self) -> None:
         self.stop()
         self.engine.dispose()
-
-    def nudge(self) -> None:
-        """Ask the loop to sync now (after a submission or cancel)."""
-        self._wake.set()
 
     def _loop(self) -> None:
         rounds = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,8 @@ from lightgrid.center.access import CENTER_ROLES, PROJECT_ROLES, Principal
 from lightgrid.center.auth import hash_password, issue_token, verify_password
 from lightgrid.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from lightgrid.store.models import ApiToken, Membership, Organization, OrgRole, Project, User
+
+T = TypeVar("T")
 
 ORG_KINDS = ("university", "key_laboratory", "research_institute", "government_agency",
              "enterprise")
@@ -110,28 +113,27 @@ def add_org_admin(session: Session, org: Organization, user: User) -> None:
         session.flush()
 
 
+def _lookup(session: Session, model: type[T], name_column: Any, value: str, what: str,
+            field: str) -> T:
+    """The one row whose name or id is `value`, or NotFound naming `field`."""
+    found: T | None = session.scalars(select(model).where(
+        (name_column == value) | (model.id == value))).first()  # type: ignore[attr-defined]
+    if found is None:
+        raise NotFound(f"{what} {value!r} not found", field=field)
+    return found
+
+
 def get_org(session: Session, name_or_id: str) -> Organization:
-    org = session.scalar(select(Organization).where(
-        (Organization.name == name_or_id) | (Organization.id == name_or_id)))
-    if org is None:
-        raise NotFound(f"organization {name_or_id!r} not found", field="org")
-    return org
+    return _lookup(session, Organization, Organization.name, name_or_id, "organization",
+                   "org")
 
 
 def get_project(session: Session, name_or_id: str) -> Project:
-    project = session.scalar(select(Project).where(
-        (Project.name == name_or_id) | (Project.id == name_or_id)))
-    if project is None:
-        raise NotFound(f"project {name_or_id!r} not found", field="project")
-    return project
+    return _lookup(session, Project, Project.name, name_or_id, "project", "project")
 
 
 def get_user(session: Session, name_or_id: str) -> User:
-    user = session.scalar(select(User).where(
-        (User.username == name_or_id) | (User.id == name_or_id)))
-    if user is None:
-        raise NotFound(f"user {name_or_id!r} not found", field="user")
-    return user
+    return _lookup(session, User, User.username, name_or_id, "user", "user")
 
 
 def login(session: Session, username: str, password: str,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
@@ -80,6 +79,3 @@ class Client:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
-
-def env_default(name: str) -> str | None:
-    return os.environ.get(name)

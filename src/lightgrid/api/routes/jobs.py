@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lightgrid.api.deps import CenterDep, PrincipalDep
 from lightgrid.api.schemas import JobEventOut, JobOut, JobPage, SubmitIn, SubmitOut
+from lightgrid.center.files import tail_of
 from lightgrid.center.jobs import JobFilter
 from lightgrid.core.errors import Conflict, InvalidRequest
 from lightgrid.core.jobs import JobState
@@ -152,19 +153,5 @@ def _read_range(path: Path, start: int, end: int,
 
 
 def _tail(path: Path, lines: int) -> bytes:
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        end = fh.tell()
-        block = 65536
-        pos = end
-        data = b""
-        while pos > 0 and data.count(b"\n") <= lines:
-            step = min(block, pos)
-            pos -= step
-            fh.seek(pos)
-            data = fh.read(step) + data
-        parts = data.split(b"\n")
-        if parts and parts[-1] == b"":
-            parts = parts[:-1]
-            return b"\n".join(parts[-lines:]) + b"\n"
-        return b"\n".join(parts[-lines:])
+    with open(path, "rb", buffering=0) as handle:
+        return tail_of(handle, lines)
