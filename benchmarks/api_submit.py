@@ -58,7 +58,7 @@ def _serve(db_url: str, data_dir: str, port: int,
     for hook in SETUP_HOOKS:
         hook(center)
     # The scheduler stays paused: jobs are accepted and queued, not run.
-    center.dispatcher.start_batching()
+    center.intake.start()
     app = create_app(center, manage_lifecycle=False)
     ready.put(tokens)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

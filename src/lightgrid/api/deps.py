@@ -14,7 +14,9 @@ from lightgrid.center.service import Center
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_center(request: Request) -> Center:
+async def get_center(request: Request) -> Center:
+    # Async although it awaits nothing: FastAPI runs plain `def` dependencies in a
+    # worker thread, a hop this one does not need.
     center: Center = request.app.state.center
     return center
 

@@ -10,10 +10,8 @@ loop from dispatching the same job twice.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -51,10 +49,6 @@ class Dispatcher:
         self._claims: set[str] = set()
         self._claim_lock = threading.Lock()
         self.backend_error: str | None = None
-        self._inbox: queue.SimpleQueue[tuple[Sequence[Job], Future[None]] | None] = \
-            queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._stopping = threading.Event()
 
     # -- dispatch ----------------------------------------------------------------
 
@@ -166,81 +160,37 @@ class Dispatcher:
                     table.update().where(table.c.id.in_(list(chunk)))
                     .values(backend_id=case(chunk, value=table.c.id), reason="Priority"))
 
-    # -- batched dispatch of fresh submissions -------------------------------------
+    # -- fresh submissions in batches -----------------------------------------------
 
-    def start_batching(self) -> None:
-        """Dispatch fresh submissions from one worker, storing backend ids in batches.
-
-        Concurrent requests then share one database commit for their backend ids
-        instead of paying one each; each request still waits for its own outcome.
-        """
-        if self._worker is None:
-            self._stopping.clear()
-            self._worker = threading.Thread(target=self._work, name="dispatcher",
-                                            daemon=True)
-            self._worker.start()
-
-    def stop_batching(self) -> None:
-        if self._worker is not None:
-            self._stopping.set()
-            self._inbox.put(None)
-            self._worker.join(timeout=10)
-            self._worker = None
-
-    def submit_fresh(self, rows: Sequence[Job], timeout: float = 300.0) -> None:
-        """Dispatch rows just stored by `JobService.submit`; errors as `dispatch`."""
-        if self._worker is None:
-            self.dispatch(rows, fresh=True)
-            return
-        done: Future[None] = Future()
-        self._inbox.put((rows, done))
-        done.result(timeout=timeout)
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            item = self._inbox.get()
-            if item is None:
-                continue
-            batch = [item]
-            while len(batch) < 512:
-                try:
-                    more = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if more is not None:
-                    batch.append(more)
-            self._dispatch_batch(batch)
-
-    def _dispatch_batch(self, batch: list[tuple[Sequence[Job], Future[None]]]) -> None:
+    def dispatch_fresh(self, groups: Sequence[Sequence[Job]]) -> list[BaseException | None]:
+        """Hand several fresh submissions to the backend, storing every backend id in
+        one statement; returns each submission's error (or None), as `dispatch` would
+        have raised it. The rows show the outcome (backend id, reason) afterwards."""
         pairs: list[tuple[str, str]] = []
-        outcomes: list[tuple[Future[None], BaseException | None]] = []
+        outcomes: list[BaseException | None] = []
         claimed: list[str] = []
-        for rows, done in batch:
+        for rows in groups:
             ids = [r.id for r in rows]
             if not self._claim(ids):
-                outcomes.append((done, None))
+                outcomes.append(None)
                 continue
             claimed.extend(ids)
             try:
                 handed = self._hand_over(ids, self._request(None, rows))
                 pairs.extend(handed)
                 _reflect(rows, handed)
-                outcomes.append((done, None))
-            except BaseException as exc:  # handed to the waiting request
-                outcomes.append((done, exc))
+                outcomes.append(None)
+            except Exception as exc:  # handed to the waiting request
+                outcomes.append(exc)
         try:
             self._store_backend_ids(pairs)
-        except BaseException as exc:
+        except Exception as exc:
             # The backend holds these jobs; a retry adopts them by platform id.
             log.exception("storing backend ids failed")
-            outcomes = [(done, error or exc) for done, error in outcomes]
+            outcomes = [error or exc for error in outcomes]
         finally:
             self._release(claimed)
-        for done, error in outcomes:
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
+        return outcomes
 
     def _request(self, session: Session | None,
                  rows: Sequence[Job]) -> SubmitRequest | None:

@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center.access import Principal
 from lightgrid.center.tenancy import get_project
-from lightgrid.core.errors import Conflict, InvalidRequest, NotFound
+from lightgrid.core.errors import Conflict, InvalidRequest, LightgridError, NotFound
 from lightgrid.core.ids import new_id
 from lightgrid.core.jobs import JobSpec, JobState, check_transition, expand_output_pattern
 from lightgrid.core.resources import Allocation, Partition, normalize
 from lightgrid.store.base import utcnow
 from lightgrid.store.models import Counter, Job, JobEvent, Organization, Project, User
+from lightgrid.store.models.jobs import detached_job
 
 MAX_PAGE = 1000
 
@@ -49,6 +50,63 @@ class Admission:
 #: passed as detached, read-only objects); raise to refuse, and the whole submission
 #: rolls back (e.g. not enough funds).
 AdmissionHook = Callable[[Session, Admission, Sequence[Job]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A submission checked and resolved, ready to be numbered and inserted."""
+
+    principal: Principal
+    spec: JobSpec
+    project: Project
+    partition: Partition
+    allocation: Allocation
+    time_limit: int
+    workdir: Path
+    spec_json: dict[str, Any]
+    indices: Sequence[int | None]
+
+    def rows(self, numbers: Sequence[int], now: datetime) -> list[dict[str, Any]]:
+        """Column values of each task's row, numbered `numbers`."""
+        spec, principal, allocation = self.spec, self.principal, self.allocation
+        name = spec.name or "script"
+        default_out = "slurm-%A_%a.out" if spec.array else "slurm-%j.out"
+        first = numbers[0]
+        values: list[dict[str, Any]] = []
+        for number, index in zip(numbers, self.indices, strict=True):
+            def out_path(pattern: str | None, _n: int = number,
+                         _i: int | None = index) -> str:
+                expanded = expand_output_pattern(
+                    pattern or default_out, job_number=_n,
+                    array_job=first if spec.array else None, array_task=_i,
+                    user=principal.username, name=name)
+                return str(self.workdir / expanded)
+
+            stdout = out_path(spec.stdout)
+            values.append(dict(
+                id=new_id(), number=number, name=name, user_id=principal.user_id,
+                project_id=self.project.id, org_id=self.project.org_id,
+                partition=self.partition.name, qos=spec.qos, state=JobState.PENDING.value,
+                reason="Submitted", script=spec.script, spec=self.spec_json,
+                cpus=allocation.tres.cpu, mem=allocation.tres.mem,
+                gpus=allocation.tres.gpu, exclusive_nodes=allocation.tres.node,
+                nodes=allocation.nodes, gpu_type=allocation.gpu_type,
+                time_limit=self.time_limit, workdir=str(self.workdir), stdout_path=stdout,
+                stderr_path=out_path(spec.stderr) if spec.stderr else stdout,
+                array_job_number=first if spec.array else None, array_task_id=index,
+                backend_id=None, submit_time=now, updated_at=now, start_time=None,
+                end_time=None, exit_code=None, elapsed=None, cpu_time=None,
+                max_rss=None))
+        return values
+
+
+def _member_project(principal: Principal, account: str | None) -> str | None:
+    """The id of the project `account` names among the principal's (or their only one)."""
+    if account is None:
+        if len(principal.project_names) != 1:
+            return None
+        return next(iter(principal.project_names.values()))
+    return principal.project_names.get(account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +141,10 @@ def _project_and_org() -> Any:
                    o.name.label("org_name"), o.display_name.label("org_display"), o.kind,
                    o.tier, o.created_at.label("org_created"))
             .join_from(Project.__table__, Organization.__table__, o.id == p.org_id)
-            .where(p.id == bindparam("pid")))
+            .where(p.id.in_(bindparam("pids", expanding=True))))
 
 
-_PROJECT_AND_ORG = _project_and_org()
+_PROJECTS_AND_ORGS = _project_and_org()
 
 
 class JobService:
@@ -124,10 +182,14 @@ class JobService:
 
     # -- submission --------------------------------------------------------------
 
-    def validate(self, principal: Principal, spec: JobSpec,
-                 session: Session) -> tuple[Project, Partition, Allocation, int]:
-        """Resolve project and partition and normalise resources; raise on bad input."""
-        project = self._project_for(session, principal, spec.account)
+    def validate(self, principal: Principal, spec: JobSpec, session: Session,
+                 projects: dict[str, Project] | None = None,
+                 ) -> tuple[Project, Partition, Allocation, int]:
+        """Resolve project and partition and normalise resources; raise on bad input.
+
+        `projects` holds projects already read by id (a batch reads them at once).
+        """
+        project = self._project_for(session, principal, spec.account, projects or {})
         pname = spec.partition or self.default_partition
         partition = self.partitions.get(pname)
         if partition is None:
@@ -148,7 +210,7 @@ class JobService:
         return project, partition, allocation, time_limit
 
     def _project_for(self, session: Session, principal: Principal,
-                     account: str | None) -> Project:
+                     account: str | None, projects: dict[str, Project]) -> Project:
         if account is None:
             if len(principal.project_names) == 1:
                 account = next(iter(principal.project_names))
@@ -162,17 +224,27 @@ class JobService:
                                  field="account")
         if pid is None:
             pid = get_project(session, account).id
-        # One plain SELECT (no ORM loading): this is on every submission.
-        row = session.execute(_PROJECT_AND_ORG, {"pid": pid}).one_or_none()
-        if row is None or not row.active:
+        project = projects.get(pid) or self._projects(session, {pid}).get(pid)
+        if project is None or not project.active:
             raise InvalidRequest(f"project {account!r} is not active", field="account")
-        org = Organization(id=row.org_id, name=row.org_name, display_name=row.org_display,
-                           kind=row.kind, tier=row.tier, created_at=row.org_created)
-        project = Project(id=row.id, org_id=row.org_id, name=row.name,
-                          display_name=row.display_name, active=row.active,
-                          created_at=row.created_at)
-        project.organization = org
         return project
+
+    def _projects(self, session: Session, ids: set[str]) -> dict[str, Project]:
+        """Projects (with their organization) by id, in one plain SELECT (no ORM
+        loading): this is on every submission."""
+        if not ids:
+            return {}
+        out = {}
+        for row in session.execute(_PROJECTS_AND_ORGS, {"pids": list(ids)}):
+            org = Organization(id=row.org_id, name=row.org_name,
+                               display_name=row.org_display, kind=row.kind, tier=row.tier,
+                               created_at=row.org_created)
+            project = Project(id=row.id, org_id=row.org_id, name=row.name,
+                              display_name=row.display_name, active=row.active,
+                              created_at=row.created_at)
+            project.organization = org
+            out[row.id] = project
+        return out
 
     def submit(self, principal: Principal, spec: JobSpec) -> list[Job]:
         """Validate, admit and store a job (one row per array task); not yet dispatched.
@@ -181,57 +253,98 @@ class JobService:
         path of the API.
         """
         with self.factory() as session, session.begin():
-            project, partition, allocation, time_limit = self.validate(principal, spec,
-                                                                       session)
-            org = project.organization
-            deps = self._resolve_dependencies(session, principal, spec)
-            indices: Sequence[int | None] = spec.array.indices if spec.array else [None]
-            numbers = self._next_numbers(session, len(indices))
-            admission = Admission(principal, project, org, partition, allocation, spec,
-                                  time_limit, len(indices))
-            workdir = self._workdir(spec, principal, project)
-            name = spec.name or "script"
-            default_out = "slurm-%A_%a.out" if spec.array else "slurm-%j.out"
-            spec_json = _spec_to_json(spec, deps)
-            # Resolved names travel with the job, so dispatching needs no lookups.
-            spec_json["account"] = project.name
-            spec_json["user"] = principal.username
-            now = utcnow()
-            first = numbers[0]
-            values: list[dict[str, Any]] = []
-            for number, index in zip(numbers, indices, strict=True):
-                def out_path(pattern: str | None, _n: int = number,
-                             _i: int | None = index) -> str:
-                    expanded = expand_output_pattern(
-                        pattern or default_out, job_number=_n,
-                        array_job=first if spec.array else None, array_task=_i,
-                        user=principal.username, name=name)
-                    return str(workdir / expanded)
-
-                stdout = out_path(spec.stdout)
-                values.append(dict(
-                    id=new_id(), number=number, name=name, user_id=principal.user_id,
-                    project_id=project.id, org_id=org.id, partition=partition.name,
-                    qos=spec.qos, state=JobState.PENDING.value, reason="Submitted",
-                    script=spec.script, spec=spec_json, cpus=allocation.tres.cpu,
-                    mem=allocation.tres.mem, gpus=allocation.tres.gpu,
-                    exclusive_nodes=allocation.tres.node, nodes=allocation.nodes,
-                    gpu_type=allocation.gpu_type, time_limit=time_limit,
-                    workdir=str(workdir), stdout_path=stdout,
-                    stderr_path=out_path(spec.stderr) if spec.stderr else stdout,
-                    array_job_number=first if spec.array else None, array_task_id=index,
-                    backend_id=None, submit_time=now, updated_at=now, start_time=None,
-                    end_time=None, exit_code=None, elapsed=None, cpu_time=None,
-                    max_rss=None))
-            session.execute(insert(cast(Table, Job.__table__)), values)
-            session.execute(insert(cast(Table, JobEvent.__table__)), [
-                dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
-                     to_state=JobState.PENDING.value, reason="submitted") for v in values])
-            # Hooks see the stored rows as plain (detached) objects, read-only.
-            rows = [Job(**v) for v in values]
-            for hook in self.admission_hooks:
-                hook(session, admission, rows)
+            prepared = self._prepare(session, principal, spec, {})
+            [rows] = self._store(session, [prepared])
+            self._admit(session, prepared, rows)
         return rows
+
+    def submit_many(self, items: Sequence[tuple[Principal, JobSpec]]
+                    ) -> list[list[Job] | Exception]:
+        """Store several submissions in one transaction (group commit).
+
+        Each item gets its rows or the error that refused it, exactly as `submit`
+        would have answered alone. Refusals found before anything is written
+        (validation, dependencies) leave the others in the shared transaction; a
+        refusal by an admission hook, which may have written, rolls the batch back
+        and every item is submitted again on its own, so a batch never stores a
+        submission that alone would have been refused, nor loses one that alone would
+        have been accepted.
+        """
+        if len(items) == 1:
+            return [self._submit_alone(*items[0])]
+        results: list[list[Job] | Exception] = []
+        try:
+            with self.factory() as session, session.begin():
+                projects = self._projects(session, {
+                    pid for principal, spec in items
+                    if (pid := _member_project(principal, spec.account)) is not None})
+                accepted: list[_Prepared] = []
+                for principal, spec in items:
+                    try:
+                        prepared = self._prepare(session, principal, spec, projects)
+                    except LightgridError as exc:
+                        results.append(exc)
+                        continue
+                    accepted.append(prepared)
+                    results.append([])
+                stored = iter(self._store(session, accepted))
+                for i, result in enumerate(results):
+                    if isinstance(result, list):
+                        results[i] = next(stored)
+                for prepared, rows in zip(accepted, (r for r in results
+                                                     if isinstance(r, list)), strict=True):
+                    self._admit(session, prepared, rows)
+        except Exception:  # each submission alone gets its own answer
+            return [self._submit_alone(principal, spec) for principal, spec in items]
+        return results
+
+    def _submit_alone(self, principal: Principal, spec: JobSpec) -> list[Job] | Exception:
+        try:
+            return self.submit(principal, spec)
+        except Exception as exc:  # handed to the waiting caller
+            return exc
+
+    def _prepare(self, session: Session, principal: Principal, spec: JobSpec,
+                 projects: dict[str, Project]) -> _Prepared:
+        project, partition, allocation, time_limit = self.validate(
+            principal, spec, session, projects)
+        deps = self._resolve_dependencies(session, principal, spec)
+        spec_json = _spec_to_json(spec, deps)
+        # Resolved names travel with the job, so dispatching needs no lookups.
+        spec_json["account"] = project.name
+        spec_json["user"] = principal.username
+        return _Prepared(principal, spec, project, partition, allocation, time_limit,
+                         self._workdir(spec, principal, project), spec_json,
+                         spec.array.indices if spec.array else [None])
+
+    def _store(self, session: Session, batch: Sequence[_Prepared]) -> list[list[Job]]:
+        """Insert the rows (and their first event) of each prepared submission."""
+        if not batch:
+            return []
+        numbers = iter(self._next_numbers(session, sum(len(p.indices) for p in batch)))
+        now = utcnow()
+        values: list[dict[str, Any]] = []
+        groups: list[list[dict[str, Any]]] = []
+        for prepared in batch:
+            group = prepared.rows([next(numbers) for _ in prepared.indices], now)
+            groups.append(group)
+            values.extend(group)
+        session.execute(insert(cast(Table, Job.__table__)), values)
+        session.execute(insert(cast(Table, JobEvent.__table__)), [
+            dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
+                 to_state=JobState.PENDING.value, reason="submitted") for v in values])
+        # Hooks and callers see the stored rows as plain (detached) objects.
+        return [[detached_job(v) for v in group] for group in groups]
+
+    def _admit(self, session: Session, prepared: _Prepared, rows: Sequence[Job]) -> None:
+        if not self.admission_hooks:
+            return
+        admission = Admission(prepared.principal, prepared.project,
+                              prepared.project.organization, prepared.partition,
+                              prepared.allocation, prepared.spec, prepared.time_limit,
+                              len(rows))
+        for hook in self.admission_hooks:
+            hook(session, admission, rows)
 
     def _next_numbers(self, session: Session, count: int) -> list[int]:
         if session.bind is not None and session.get_bind().dialect.name == "postgresql":
@@ -359,9 +472,15 @@ class JobService:
         return live
 
 
+#: JobSpec fields stored as they are (plain values); the others are converted below.
+_PLAIN_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec)
+                           if f.name not in ("script", "array", "dependencies", "unknown"))
+
+
 def _spec_to_json(spec: JobSpec, deps: list[tuple[str, list[str]]]) -> dict[str, Any]:
-    data = dataclasses.asdict(spec)
-    data.pop("script", None)
+    # Field by field: dataclasses.asdict() deep-copies, which this hot path cannot afford.
+    data: dict[str, Any] = {name: getattr(spec, name) for name in _PLAIN_SPEC_FIELDS}
+    data["array"] = None
     data["dependencies"] = [{"kind": k, "job_ids": ids} for k, ids in deps]
     data["unknown"] = [{"line": u.line, "text": u.text} for u in spec.unknown]
     if spec.array:

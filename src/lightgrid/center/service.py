@@ -18,6 +18,7 @@ from lightgrid.center.auth import TokenAuthenticator
 from lightgrid.center.billing import install_billing
 from lightgrid.center.dispatch import Dispatcher
 from lightgrid.center.files import Workspace, Workspaces
+from lightgrid.center.intake import SubmissionIntake
 from lightgrid.center.jobs import JobService
 from lightgrid.core.errors import InvalidRequest
 from lightgrid.settings import Settings
@@ -68,6 +69,7 @@ class Center:
         self.jobs = JobService(self.factory, self.partitions, settings.default_partition,
                                settings.data_dir.resolve())
         self.dispatcher = Dispatcher(self.factory, backend, self.jobs)
+        self.intake = SubmissionIntake(self.jobs, self.dispatcher)
         self.auth = TokenAuthenticator(self.factory)
         self.workspaces = Workspaces(settings.data_dir.resolve(),
                                      max_upload=settings.max_upload_bytes)
@@ -105,7 +107,7 @@ class Center:
         for task in self.background:
             task.start()
         self.dispatcher.reconcile()
-        self.dispatcher.start_batching()
+        self.intake.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="center-sync", daemon=True)
         self._thread.start()
@@ -116,7 +118,7 @@ class Center:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self.dispatcher.stop_batching()
+        self.intake.stop()
         for task in reversed(self.background):
             task.stop()
         self.backend.stop()

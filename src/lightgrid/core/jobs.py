@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from lightgrid.core.errors import IllegalTransition
@@ -122,35 +123,35 @@ class JobSpec:
             gpu_type=self.gpu_type, exclusive=self.exclusive)
 
 
+#: `%`, an optional zero-padding width (Slurm allows e.g. %3a), then the letter.
+_PATTERN_TOKEN = re.compile(r"%(\d*)(.?)", re.DOTALL)
+
+
 def expand_output_pattern(pattern: str, *, job_number: int, array_job: int | None = None,
                           array_task: int | None = None, user: str = "",
                           name: str = "", node: str = "localhost") -> str:
     """Expand Slurm's filename patterns: %j %A %a %u %x %N %%."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch != "%" or i + 1 >= len(pattern):
-            out.append(ch)
-            i += 1
-            continue
-        # Slurm allows a zero-padding width between % and the letter, e.g. %3a.
-        j = i + 1
-        while j < len(pattern) and pattern[j].isdigit():
-            j += 1
-        width = int(pattern[i + 1:j]) if j > i + 1 else 0
-        letter = pattern[j] if j < len(pattern) else ""
-        values = {
-            "j": str(job_number),
-            "A": str(array_job if array_job is not None else job_number),
-            "a": str(array_task if array_task is not None else 4294967294),
-            "u": user, "x": name, "N": node,
-        }
+    if "%" not in pattern:
+        return pattern
+
+    def expand(token: re.Match[str]) -> str:
+        width, letter = token.group(1), token.group(2)
         if letter == "%":
-            out.append("%")
-        elif letter in values:
-            out.append(values[letter].zfill(width) if letter in "jAa" else values[letter])
+            return "%"
+        if letter == "j":
+            number = job_number
+        elif letter == "A":
+            number = array_job if array_job is not None else job_number
+        elif letter == "a":
+            number = array_task if array_task is not None else 4294967294
+        elif letter == "u":
+            return user
+        elif letter == "x":
+            return name
+        elif letter == "N":
+            return node
         else:
-            out.append(pattern[i:j + 1])
-        i = j + 1
-    return "".join(out)
+            return token.group(0)  # not a pattern Slurm knows: kept as written
+        return str(number).zfill(int(width)) if width else str(number)
+
+    return _PATTERN_TOKEN.sub(expand, pattern)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ class JobRecord:
     cancelled: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow (asdict() deep-copies); the result is serialised at once.
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
@@ -54,6 +55,9 @@ class JobRecord:
         data.pop("script", None)  # stored beside the record, not part of it
         data["dependencies"] = [(k, list(ids)) for k, ids in data.get("dependencies", [])]
         return cls(**data)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
 @dataclass(slots=True)
@@ -78,7 +82,8 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as fh:
-        json.dump(data, fh)
+        # One dumps() call: json.dump() encodes piecewise in pure Python.
+        fh.write(json.dumps(data))
         if durable:
             fh.flush()
             os.fsync(fh.fileno())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -71,13 +71,24 @@ class Billing:
 
     def book(self, session: Session) -> PriceBook:
         """The price book, parsed once per version: versions are append-only, so the
-        newest version number tells whether the cached book is still whole."""
+        newest version number tells whether the cached book is still whole.
+
+        Within one transaction the version is looked up once (a batch of submissions
+        admits many jobs in one transaction).
+        """
+        transaction = session.get_transaction()
+        seen = session.info.get("price_book")
+        if seen is not None and seen[0] is transaction:
+            return cast(PriceBook, seen[1])
         top = session.scalar(select(func.max(PriceBookVersionRow.version)))
         cached = self._book
         if cached is not None and cached[0] == top:
-            return cached[1]
-        book = prices.load_book(session, self.name)
-        self._book = (top, book)
+            book = cached[1]
+        else:
+            book = prices.load_book(session, self.name)
+            self._book = (top, book)
+        if transaction is not None:
+            session.info["price_book"] = (transaction, book)
         return book
 
     # -- hooks -----------------------------------------------------------------
