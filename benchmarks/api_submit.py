@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 SCRIPT = "#!/bin/sh\n#SBATCH --time=1\ntrue\n"
 PROJECTS = 8
@@ -35,7 +36,8 @@ SETUP_HOOKS: list = []  # type: ignore[type-arg]
 
 
 def _serve(db_url: str, data_dir: str, port: int,
-           ready: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+           ready: multiprocessing.Queue,  # type: ignore[type-arg]
+           batches: Any) -> None:
     import uvicorn
 
     from lightgrid.api.app import create_app
@@ -59,6 +61,15 @@ def _serve(db_url: str, data_dir: str, port: int,
         hook(center)
     # The scheduler stays paused: jobs are accepted and queued, not run.
     center.intake.start()
+    # How many submissions the group commits carried (batches[0] of them in batches[1]).
+    submit_many = center.jobs.submit_many
+
+    def recording(items):  # type: ignore[no-untyped-def]
+        batches[0] += len(items)
+        batches[1] += 1
+        return submit_many(items)
+
+    center.jobs.submit_many = recording  # type: ignore[method-assign]
     app = create_app(center, manage_lifecycle=False)
     ready.put(tokens)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -151,7 +162,9 @@ def main() -> None:
         db_url = f"sqlite:///{tmp}/bench.db" if args.db == "sqlite" else _fresh_pg(args.db)[0]
         port = _free_port()
         ready: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-        server = multiprocessing.Process(target=_serve, args=(db_url, tmp, port, ready),
+        batches = multiprocessing.Array("q", 2, lock=False)
+        server = multiprocessing.Process(target=_serve,
+                                         args=(db_url, tmp, port, ready, batches),
                                          daemon=True)
         server.start()
         tokens = ready.get(timeout=120)
@@ -170,6 +183,7 @@ def main() -> None:
             _load(port, tokens, args.clients, args.seconds, args.warmup))
         cpu_after = proc.cpu_times()
         pg_after = _pg_cpu()
+        submitted, commits = batches[0], batches[1]
         server.terminate()
         server.join(10)
     latencies.sort()
@@ -185,6 +199,7 @@ def main() -> None:
         "server_cpu_ms_per_request": round(server_cpu / max(warm, 1) * 1000, 3),
         "postgres_cpu_ms_per_request": round(_cpu_delta(pg_before, pg_after)
                                              / max(warm, 1) * 1000, 3),
+        "mean_batch": round(submitted / max(commits, 1), 1),
         "database": db_label, "clients": args.clients, "seconds": round(elapsed, 1),
         "requests": len(latencies), "errors": len(errors),
         "rate": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),

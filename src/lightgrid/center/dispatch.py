@@ -152,13 +152,23 @@ class Dispatcher:
         if not pairs:
             return
         table = cast(Table, Job.__table__)
+        # One statement per 500 jobs: backend_id = CASE id WHEN ... END. Each stands
+        # alone (a job whose id is not stored yet is adopted by platform id later).
+        statements = [
+            table.update().where(table.c.id.in_(list(chunk)))
+            .values(backend_id=case(chunk, value=table.c.id), reason="Priority")
+            for chunk in (dict(pairs[i:i + 500]) for i in range(0, len(pairs), 500))]
+        engine = self.factory.kw["bind"]
+        if engine.dialect.name == "postgresql":
+            # Autocommit: a lone statement is its own transaction, without the round
+            # trips of BEGIN and COMMIT (on the hot path of every submission).
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for statement in statements:
+                    conn.execute(statement)
+            return
         with self.factory() as session, session.begin():
-            # One statement for the whole batch: backend_id = CASE id WHEN ... END.
-            for start in range(0, len(pairs), 500):
-                chunk = dict(pairs[start:start + 500])
-                session.execute(
-                    table.update().where(table.c.id.in_(list(chunk)))
-                    .values(backend_id=case(chunk, value=table.c.id), reason="Priority"))
+            for statement in statements:
+                session.execute(statement)
 
     # -- fresh submissions in batches -----------------------------------------------
 

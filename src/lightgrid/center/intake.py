@@ -12,6 +12,7 @@ shared by many submissions; a lone submission waits for nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -26,7 +27,10 @@ from lightgrid.store.models import Job
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[Principal, JobSpec, "Future[list[Job]]"]
+#: Where an answer goes: a thread's Future, or an event loop and its asyncio Future.
+_Reply = Future[list[Job]] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[list[Job]]"]
+_Item = tuple[Principal, JobSpec, _Reply]
+_Answer = list[Job] | BaseException
 
 
 class SubmissionIntake:
@@ -66,25 +70,25 @@ class SubmissionIntake:
     def submit(self, principal: Principal, spec: JobSpec,
                timeout: float = 300.0) -> list[Job]:
         """Store and dispatch one submission; its rows, or the error that refused it."""
-        future = self._enqueue(principal, spec)
-        if future is None:
+        future: Future[list[Job]] = Future()
+        if not self._enqueue((principal, spec, future)):
             return self._submit_now(principal, spec)
         return future.result(timeout)
 
     async def submit_async(self, principal: Principal, spec: JobSpec) -> list[Job]:
         """`submit` for the event loop: waits without holding a worker thread."""
-        future = self._enqueue(principal, spec)
-        if future is None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Job]] = loop.create_future()
+        if not self._enqueue((principal, spec, (loop, future))):
             return await asyncio.to_thread(self._submit_now, principal, spec)
-        return await asyncio.wrap_future(future)
+        return await future
 
-    def _enqueue(self, principal: Principal, spec: JobSpec) -> Future[list[Job]] | None:
-        future: Future[list[Job]] = Future()
+    def _enqueue(self, item: _Item) -> bool:
         with self._lock:
             if self._worker is None:
-                return None
-            self._inbox.put((principal, spec, future))
-        return future
+                return False
+            self._inbox.put(item)
+        return True
 
     def _submit_now(self, principal: Principal, spec: JobSpec) -> list[Job]:
         rows = self.jobs.submit(principal, spec)
@@ -109,30 +113,57 @@ class SubmissionIntake:
                     stopping = True
                     break
                 batch.append(more)
-            self._process(batch)
+            live = [(p, s, reply) for p, s, reply in batch if _still_wanted(reply)]
+            if live:
+                _deliver([reply for _, _, reply in live],
+                         self._process([(p, s) for p, s, _ in live]))
 
-    def _process(self, batch: Sequence[_Item]) -> None:
-        # A caller that went away before its turn (cancelled) is not submitted.
-        live = [item for item in batch if item[2].set_running_or_notify_cancel()]
-        if not live:
-            return
+    def _process(self, items: Sequence[tuple[Principal, JobSpec]]) -> list[_Answer]:
+        """Store and hand over a batch; each submission's rows or error."""
         try:
-            results = self.jobs.submit_many([(p, s) for p, s, _ in live])
-            stored = [(rows, future) for rows, (_, _, future) in zip(results, live,
-                                                                        strict=True)
-                      if isinstance(rows, list)]
-            errors = self.dispatcher.dispatch_fresh([rows for rows, _ in stored])
+            results = self.jobs.submit_many(items)
+            stored = [rows for rows in results if isinstance(rows, list)]
+            errors = iter(self.dispatcher.dispatch_fresh(stored))
         except BaseException as exc:  # the worker must answer every caller and go on
             log.exception("submitting a batch failed")
-            for _, _, future in live:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for result, (_, _, future) in zip(results, live, strict=True):
-            if isinstance(result, Exception):
-                future.set_exception(result)
-        for (rows, future), error in zip(stored, errors, strict=True):
-            if error is None:
-                future.set_result(rows)
+            return [exc] * len(items)
+        answers: list[_Answer] = []
+        for result in results:
+            error = next(errors) if isinstance(result, list) else result
+            answers.append(result if error is None else error)
+        return answers
+
+
+def _still_wanted(reply: _Reply) -> bool:
+    """False for a caller that went away (cancelled) before its turn: not submitted."""
+    if isinstance(reply, Future):
+        return reply.set_running_or_notify_cancel()
+    return not reply[1].cancelled()
+
+
+def _deliver(replies: Sequence[_Reply], answers: Sequence[_Answer]) -> None:
+    """Answer every caller; one wake-up per event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Job]],
+                                                        _Answer]]] = {}
+    for reply, answer in zip(replies, answers, strict=True):
+        if isinstance(reply, Future):
+            if isinstance(answer, BaseException):
+                reply.set_exception(answer)
             else:
-                future.set_exception(error)
+                reply.set_result(answer)
+        else:
+            by_loop.setdefault(reply[0], []).append((reply[1], answer))
+    for loop, pending in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting there any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, pending)
+
+
+def _settle(pending: Sequence[tuple[asyncio.Future[list[Job]], _Answer]]) -> None:
+    for future, answer in pending:
+        if future.done():  # cancelled meanwhile
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

@@ -25,9 +25,8 @@ from lightgrid.core.errors import Conflict, InvalidRequest, LightgridError, NotF
 from lightgrid.core.ids import new_id
 from lightgrid.core.jobs import JobSpec, JobState, check_transition, expand_output_pattern
 from lightgrid.core.resources import Allocation, Partition, normalize
-from lightgrid.store.base import utcnow
+from lightgrid.store.base import detached, utcnow
 from lightgrid.store.models import Counter, Job, JobEvent, Organization, Project, User
-from lightgrid.store.models.jobs import detached_job
 
 MAX_PAGE = 1000
 
@@ -236,14 +235,12 @@ class JobService:
             return {}
         out = {}
         for row in session.execute(_PROJECTS_AND_ORGS, {"pids": list(ids)}):
-            org = Organization(id=row.org_id, name=row.org_name,
-                               display_name=row.org_display, kind=row.kind, tier=row.tier,
-                               created_at=row.org_created)
-            project = Project(id=row.id, org_id=row.org_id, name=row.name,
-                              display_name=row.display_name, active=row.active,
-                              created_at=row.created_at)
-            project.organization = org
-            out[row.id] = project
+            org = detached(Organization, dict(
+                id=row.org_id, name=row.org_name, display_name=row.org_display,
+                kind=row.kind, tier=row.tier, created_at=row.org_created))
+            out[row.id] = detached(Project, dict(
+                id=row.id, org_id=row.org_id, name=row.name, display_name=row.display_name,
+                active=row.active, created_at=row.created_at, organization=org))
         return out
 
     def submit(self, principal: Principal, spec: JobSpec) -> list[Job]:
@@ -334,7 +331,7 @@ class JobService:
             dict(id=new_id(), job_id=v["id"], at=now, from_state=None,
                  to_state=JobState.PENDING.value, reason="submitted") for v in values])
         # Hooks and callers see the stored rows as plain (detached) objects.
-        return [[detached_job(v) for v in group] for group in groups]
+        return [[detached(Job, v) for v in group] for group in groups]
 
     def _admit(self, session: Session, prepared: _Prepared, rows: Sequence[Job]) -> None:
         if not self.admission_hooks:

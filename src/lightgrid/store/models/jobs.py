@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -81,13 +81,3 @@ class JobEvent(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(200), default="")
 
-
-def detached_job(values: dict[str, Any]) -> Job:
-    """A `Job` holding `values` (every column), never attached to a session.
-
-    Built without the ORM's per-attribute events, which cost more than the rest of a
-    submission's row building; later assignments are tracked as usual.
-    """
-    job = cast(Job, Job.__mapper__.class_manager.new_instance())
-    job.__dict__.update(values)
-    return job
