@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     partitions: list[PartitionSettings] = Field(default_factory=default_partitions)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    #: API processes; above 1 the main process runs the backend and the loops, and the
+    #: others share the port and reach the backend through it (PostgreSQL advised).
+    api_workers: int = Field(default=1, ge=1, le=64)
     max_upload_bytes: int = Field(default=1 << 30, ge=1)
     token_ttl_days: int = Field(default=90, ge=1)
     kill_grace_seconds: float = Field(default=10.0, ge=0)

@@ -294,3 +294,5 @@ class StatusOut(BaseModel):
     backend_error: str | None
     jobs_pending: int
     jobs_running: int
+    process_id: int = Field(description="the API process that answered (a center may "
+                                        "serve its API from several)")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from lightgrid.core.errors import BackendRejected, BackendUnavailable, LightgridError
 from lightgrid.core.jobs import ArraySpec, DependencyKind, JobState
 from lightgrid.core.resources import Allocation, Partition, Tres
 
@@ -151,6 +152,21 @@ class Backend(abc.ABC):
     def submit(self, request: SubmitRequest) -> SubmitResult:
         """Hand a job to the manager. Raises BackendRejected / BackendUnavailable."""
 
+    def submit_batch(self, requests: Sequence[SubmitRequest],
+                     ) -> list[SubmitResult | LightgridError]:
+        """Submit several jobs: each one's result, or the error that refused it.
+
+        The default submits one by one; a backend that reaches its manager through a
+        connection (`RemoteBackend`) sends the whole batch at once.
+        """
+        results: list[SubmitResult | LightgridError] = []
+        for request in requests:
+            try:
+                results.append(self.submit(request))
+            except (BackendRejected, BackendUnavailable) as exc:
+                results.append(exc)
+        return results
+
     @abc.abstractmethod
     def cancel(self, backend_id: str) -> None:
         """Cancel a pending or running job; cancelling a finished job does nothing."""
@@ -181,6 +197,4 @@ class Backend(abc.ABC):
 
     def requeue(self, backend_id: str) -> None:
         """Send a job back to the queue. Optional; default refuses."""
-        from lightgrid.core.errors import BackendRejected
-
         raise BackendRejected(f"{self.kind} backend cannot requeue jobs")

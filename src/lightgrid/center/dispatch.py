@@ -24,10 +24,11 @@ from lightgrid.backends.base import (
     BackendDependency,
     JobStatus,
     SubmitRequest,
+    SubmitResult,
     UsageRecord,
 )
 from lightgrid.center.jobs import JobService
-from lightgrid.core.errors import BackendRejected, BackendUnavailable
+from lightgrid.core.errors import BackendRejected, BackendUnavailable, LightgridError
 from lightgrid.core.jobs import ArraySpec, DependencyKind, JobState
 from lightgrid.core.resources import Allocation, Tres
 from lightgrid.store.base import utcnow
@@ -127,21 +128,28 @@ class Dispatcher:
         if request is None:
             return []
         try:
-            result = self.backend.submit(request)
-        except BackendUnavailable as exc:
-            self.backend_error = exc.message
+            result: SubmitResult | LightgridError = self.backend.submit(request)
+        except (BackendUnavailable, BackendRejected) as exc:
+            result = exc
+        return self._accept(ids, request, result)
+
+    def _accept(self, ids: Sequence[str], request: SubmitRequest,
+                result: SubmitResult | LightgridError) -> list[tuple[str, str]]:
+        """Record the backend's answer to one submission; raises its refusal."""
+        if isinstance(result, BackendUnavailable):
+            self.backend_error = result.message
             with self.factory() as session, session.begin():
                 session.execute(update(Job).where(Job.id.in_(ids))
                                 .values(reason="BackendUnavailable"))
             return []
-        except BackendRejected as exc:
+        if isinstance(result, LightgridError):
+            message = f"rejected: {result.message}"[:200]
             with self.factory() as session, session.begin():
                 for row in session.scalars(select(Job).where(Job.id.in_(ids))):
-                    self.jobs.record_transition(session, row, JobState.FAILED,
-                                                f"rejected: {exc.message}"[:200])
+                    self.jobs.record_transition(session, row, JobState.FAILED, message)
                     for hook in self.finish_hooks:
                         hook(session, row, None)
-            raise
+            raise result
         self.backend_error = None
         if request.array is None:
             return [(ids[0], result.backend_id)]
@@ -173,30 +181,42 @@ class Dispatcher:
     # -- fresh submissions in batches -----------------------------------------------
 
     def dispatch_fresh(self, groups: Sequence[Sequence[Job]]) -> list[BaseException | None]:
-        """Hand several fresh submissions to the backend, storing every backend id in
-        one statement; returns each submission's error (or None), as `dispatch` would
-        have raised it. The rows show the outcome (backend id, reason) afterwards."""
-        pairs: list[tuple[str, str]] = []
-        outcomes: list[BaseException | None] = []
+        """Hand several fresh submissions to the backend in one batch, storing every
+        backend id in one statement; returns each submission's error (or None), as
+        `dispatch` would have raised it. The rows show the outcome (backend id,
+        reason) afterwards."""
+        outcomes: list[BaseException | None] = [None] * len(groups)
         claimed: list[str] = []
-        for rows in groups:
+        todo: list[tuple[int, list[str], SubmitRequest]] = []
+        for i, rows in enumerate(groups):
             ids = [r.id for r in rows]
             if not self._claim(ids):
-                outcomes.append(None)
                 continue
             claimed.extend(ids)
             try:
-                handed = self._hand_over(ids, self._request(None, rows))
-                pairs.extend(handed)
-                _reflect(rows, handed)
-                outcomes.append(None)
+                request = self._request(None, rows)
             except Exception as exc:  # handed to the waiting request
-                outcomes.append(exc)
+                outcomes[i] = exc
+                continue
+            if request is not None:  # None: waits for a dependency to be dispatched
+                todo.append((i, ids, request))
+            else:
+                _reflect(rows, [])
+        pairs: list[tuple[str, str]] = []
         try:
+            results = self.backend.submit_batch([request for _, _, request in todo])
+            for (i, ids, request), result in zip(todo, results, strict=True):
+                try:
+                    handed = self._accept(ids, request, result)
+                except Exception as exc:
+                    outcomes[i] = exc
+                    continue
+                pairs.extend(handed)
+                _reflect(groups[i], handed)
             self._store_backend_ids(pairs)
         except Exception as exc:
-            # The backend holds these jobs; a retry adopts them by platform id.
-            log.exception("storing backend ids failed")
+            # Whatever the backend accepted is adopted by platform id on a retry.
+            log.exception("dispatching a batch failed")
             outcomes = [error or exc for error in outcomes]
         finally:
             self._release(claimed)

@@ -78,6 +78,7 @@ class Center:
         self._thread: threading.Thread | None = None
         #: Started after the backend (in order), stopped before it (in reverse).
         self.background: list[BackgroundTask] = []
+        self._api_only = False
         install_billing(self)
         if backend.kind == "slurm":
             from lightgrid.center.slurm_sync import install_slurm
@@ -101,8 +102,16 @@ class Center:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the backend, adopt what a crash left behind, then loop."""
+    def start(self, *, api_only: bool = False) -> None:
+        """Start the backend, adopt what a crash left behind, then loop.
+
+        `api_only` is for the extra API processes of a center whose main process runs
+        the backend and the loops: only the submission intake starts.
+        """
+        self._api_only = api_only
+        if api_only:
+            self.intake.start()
+            return
         self.backend.start()
         for task in self.background:
             task.start()
@@ -113,6 +122,9 @@ class Center:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._api_only:
+            self.intake.stop()
+            return
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -14,24 +14,19 @@ from lightgrid.cli.client import console, fail
 from lightgrid.core.errors import LightgridError
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    from lightgrid.api.workers import listen
+
     try:
-        sock.bind((host, port))
+        return listen(host, port, shared=shared)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _run(app: object, sock: socket.socket) -> None:
-    import uvicorn
+    from lightgrid.api.workers import serve_socket
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False,  # type: ignore[arg-type]
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_socket(app, sock)
 
 
 def serve(
@@ -52,11 +47,17 @@ def serve(
         center = Center.from_settings(settings)
     except LightgridError as exc:
         fail(exc.message)
-    sock = _bind(settings.host, settings.port)
+    workers = settings.api_workers
+    sock = _bind(settings.host, settings.port, shared=workers > 1)
+    port = sock.getsockname()[1]
+    if workers > 1:
+        from lightgrid.api.workers import start_api_workers
+
+        start_api_workers(center, workers - 1, settings.host, port)
     console.print(f"lightgrid center {settings.center_name!r} on "
-                  f"http://{settings.host}:{sock.getsockname()[1]} "
-                  f"(backend: {settings.backend}, database: {center.engine.url.drivername})",
-                  highlight=False)
+                  f"http://{settings.host}:{port} "
+                  f"(backend: {settings.backend}, database: {center.engine.url.drivername}, "
+                  f"API processes: {workers})", highlight=False)
     _run(create_app(center), sock)
 
 

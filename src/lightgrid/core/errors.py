@@ -21,6 +21,11 @@ class LightgridError(Exception):
         self.message = message
         self.field = field
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled with its field (between a center's processes); the default keeps
+        # only the positional message.
+        return (_rebuild, (type(self), self.message, self.field))
+
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"code": self.code, "message": self.message,
                                   "retryable": self.retryable}
@@ -94,3 +99,7 @@ class BackendRejected(InvalidRequest):
     """The workload manager refused the request; its reason is in the message."""
 
     code = "backend_rejected"
+
+
+def _rebuild(cls: type[LightgridError], message: str, field: str | None) -> LightgridError:
+    return cls(message, field=field)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
@@ -55,4 +57,4 @@ def status(center: CenterDep) -> StatusOut:
     return StatusOut(center=center.settings.center_name, version=lightgrid.__version__,
                      backend=center.backend.kind, backend_reachable=reachable,
                      backend_error=error, jobs_pending=counts.get("PENDING", 0),
-                     jobs_running=counts.get("RUNNING", 0))
+                     jobs_running=counts.get("RUNNING", 0), process_id=os.getpid())
