@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing
 import os
@@ -37,16 +38,16 @@ SETUP_HOOKS: list = []  # type: ignore[type-arg]
 
 def _serve(db_url: str, data_dir: str, port: int,
            ready: multiprocessing.Queue,  # type: ignore[type-arg]
-           batches: Any) -> None:
-    import uvicorn
-
+           batches: Any, workers: int) -> None:
     from lightgrid.api.app import create_app
+    from lightgrid.api.workers import listen, serve_socket, start_api_workers
     from lightgrid.center import tenancy
     from lightgrid.center.auth import issue_token
     from lightgrid.center.service import Center
     from lightgrid.settings import load_settings
 
-    settings = load_settings(None, data_dir=Path(data_dir), database_url=db_url)
+    settings = load_settings(None, data_dir=Path(data_dir), database_url=db_url,
+                             api_workers=workers)
     center = Center.from_settings(settings)
     tokens = []
     # Many users in several projects, as on a real center (one client per user).
@@ -71,8 +72,14 @@ def _serve(db_url: str, data_dir: str, port: int,
 
     center.jobs.submit_many = recording  # type: ignore[method-assign]
     app = create_app(center, manage_lifecycle=False)
+    sock = listen("127.0.0.1", port, shared=workers > 1)
+    if workers > 1:
+        # The extra API processes (as `lightgrid serve` starts them); the backend
+        # server is started here by hand since the center's loops stay stopped.
+        start_api_workers(center, workers - 1, "127.0.0.1", port)
+        center.background[-1].start()
     ready.put(tokens)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    serve_socket(app, sock)
 
 
 async def _client(port: int, token: str, body: bytes, stop_at: float,
@@ -127,6 +134,31 @@ def _pg_cpu() -> dict[int, float]:
     return out
 
 
+def _tree_cpu(proc: Any) -> float:
+    """CPU seconds of the server process and its API worker processes."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _wait_for_processes(port: int, count: int) -> None:
+    """Until `count` API processes answer (new connections go to any of them)."""
+    import httpx
+
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < count and time.monotonic() < deadline:
+        try:
+            seen.add(httpx.get(f"http://127.0.0.1:{port}/api/v1/status",
+                               timeout=5).json()["process_id"])
+        except httpx.TransportError:
+            time.sleep(0.1)
+    if len(seen) < count:
+        raise SystemExit(f"only {len(seen)} of {count} API processes answered")
+
+
 def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
@@ -155,6 +187,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="API processes (the center's api_workers setting)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,8 +198,11 @@ def main() -> None:
         ready: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         batches = multiprocessing.Array("q", 2, lock=False)
         server = multiprocessing.Process(target=_serve,
-                                         args=(db_url, tmp, port, ready, batches),
-                                         daemon=True)
+                                         args=(db_url, tmp, port, ready, batches,
+                                               args.workers))
+        # Not a daemon: it starts the extra API processes itself. Stopped below, or
+        # at exit if this process fails first.
+        atexit.register(server.terminate)
         server.start()
         tokens = ready.get(timeout=120)
         for _ in range(100):
@@ -174,14 +211,15 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        _wait_for_processes(port, args.workers)
         import psutil
 
         proc = psutil.Process(server.pid)
         pg_before = _pg_cpu()
-        cpu_before = proc.cpu_times()
+        cpu_before = _tree_cpu(proc)
         latencies, errors, elapsed = asyncio.run(
             _load(port, tokens, args.clients, args.seconds, args.warmup))
-        cpu_after = proc.cpu_times()
+        cpu_after = _tree_cpu(proc)
         pg_after = _pg_cpu()
         submitted, commits = batches[0], batches[1]
         server.terminate()
@@ -194,12 +232,12 @@ def main() -> None:
     # CPU per request, measured on the server process (and on PostgreSQL's processes):
     # unlike the rate, it hardly depends on what else the machine is doing.
     warm = len(latencies)
-    server_cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    server_cpu = cpu_after - cpu_before
     print(json.dumps({
         "server_cpu_ms_per_request": round(server_cpu / max(warm, 1) * 1000, 3),
         "postgres_cpu_ms_per_request": round(_cpu_delta(pg_before, pg_after)
                                              / max(warm, 1) * 1000, 3),
-        "mean_batch": round(submitted / max(commits, 1), 1),
+        "mean_batch": round(submitted / max(commits, 1), 1), "api_processes": args.workers,
         "database": db_label, "clients": args.clients, "seconds": round(elapsed, 1),
         "requests": len(latencies), "errors": len(errors),
         "rate": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),

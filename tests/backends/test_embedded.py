@@ -178,3 +178,53 @@ def test_relative_state_dir_still_runs_jobs(tmp_path: Path,
             is JobState.COMPLETED
     finally:
         backend.stop()
+
+
+def test_submissions_are_journalled_until_their_jobs_get_a_directory(tmp_path: Path) -> None:
+    from lightgrid.backends.embedded.backend import JOURNAL_FILE
+
+    state = tmp_path / "state"
+    config = EmbeddedConfig(state_dir=state, kill_grace=1.0, tick=0.05)
+    backend = EmbeddedBackend(config, {"cpu": PART})  # not started: nothing runs
+    for n in (1, 2):
+        backend.submit(request(tmp_path, n, f"echo job {n}"))
+    journal = state / JOURNAL_FILE
+    assert len(journal.read_text().splitlines()) == 2
+    assert not (state / "jobs" / "1").exists()  # no directory per submission
+    # A crash mid-write leaves a torn line: that submission was never acknowledged.
+    with open(journal, "a") as fh:
+        fh.write('{"backend_id": "3", "plat')
+    backend.stop()
+
+    restarted = make(tmp_path)
+    try:
+        assert journal.read_text() == ""  # every journalled job has its directory now
+        assert sorted(p.name for p in (state / "jobs").iterdir()) == ["1", "2"]
+        for n in ("1", "2"):
+            assert wait_state(restarted, n, {JobState.COMPLETED}) is JobState.COMPLETED
+            assert (tmp_path / "work" / f"{n}.out").read_text() == f"job {n}\n"
+        assert restarted.poll(["3"]) == {}
+        # Jobs submitted now live in the journal until they start; once none is
+        # left there, the journal is emptied.
+        restarted.submit(request(tmp_path, 4, "echo four"))
+        assert wait_state(restarted, "4", {JobState.COMPLETED}) is JobState.COMPLETED
+        assert journal.read_text() == ""
+    finally:
+        restarted.stop()
+
+
+def test_cancelling_a_journalled_job_keeps_its_script_for_a_requeue(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    backend = EmbeddedBackend(EmbeddedConfig(state_dir=state, kill_grace=1.0, tick=0.05),
+                              {"cpu": PART})
+    backend.submit(request(tmp_path, 7, "echo seven"))
+    backend.cancel("7")
+    assert backend.poll(["7"])["7"].state is JobState.CANCELLED
+    assert (state / "jobs" / "7" / "job.json").exists()
+    backend.requeue("7")
+    backend.start()
+    try:
+        assert wait_state(backend, "7", {JobState.COMPLETED}) is JobState.COMPLETED
+        assert (tmp_path / "work" / "7.out").read_text() == "seven\n"
+    finally:
+        backend.stop()

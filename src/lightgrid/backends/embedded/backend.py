@@ -2,14 +2,18 @@
 
 Each partition is a `ClusterState` driven by the same policy code as the simulator
 (`lightgrid.core.scheduling`); a job that the policy starts runs as a detached runner
-process (`runner.py`) in its own working directory. Every job has a directory under
-`state_dir/jobs/` (`records.py`), so a restart re-queues pending jobs, adopts runners
+process (`runner.py`) in its own working directory. A submission is appended to a
+journal (`state_dir/submitted.jsonl`, one line per job, one write per submission);
+the job gets its directory under `state_dir/jobs/` (`records.py`) when it starts, ends
+or changes, and the journal is emptied whenever no job lives only there. A restart
+gives every journalled job its directory, then re-queues pending jobs, adopts runners
 still alive, and marks jobs whose runner vanished NODE_FAIL: none is silently lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -47,6 +51,9 @@ from lightgrid.core.jobs import DependencyKind, JobState, expand_output_pattern
 from lightgrid.core.resources import Partition, Tres
 from lightgrid.core.scheduling import ClusterState, SchedJob, estimate_start, policy_by_name
 
+#: Submissions not yet given a job directory, one JSON line per job.
+JOURNAL_FILE = "submitted.jsonl"
+
 
 class EmbeddedConfig(BaseModel):
     """Settings of the embedded backend."""
@@ -77,6 +84,8 @@ class _Job:
     runner_ctime: float | None = None
     dependents: list[str] = field(default_factory=list)
     requeue_requested: bool = False
+    #: Set while the job lives only in the journal (no directory yet): its script.
+    journalled_script: str | None = None
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -105,7 +114,10 @@ class EmbeddedBackend(Backend):
         self._thread: threading.Thread | None = None
         self._jobs_dir = config.state_dir.resolve() / "jobs"
         self._jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._journal_path = config.state_dir.resolve() / JOURNAL_FILE
+        self._journalled = 0  # jobs that live only in the journal
         self._recover()
+        self._journal = open(self._journal_path, "a")  # noqa: SIM115 - lives with self
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -163,10 +175,9 @@ class EmbeddedBackend(Backend):
             now = self._clock()
             group = str(request.job_number) if request.array is not None else None
             result: dict[int, str] = {}
+            lines = []
             for index, platform_id, number in tasks:
                 backend_id = str(number)
-                job_dir = self._jobs_dir / backend_id
-                job_dir.mkdir(parents=True, exist_ok=True)
                 stdout, stderr = (expand_output_pattern(
                     pattern, job_number=number, array_task=index,
                     array_job=request.job_number if index is not None else None,
@@ -182,14 +193,17 @@ class EmbeddedBackend(Backend):
                     dependencies=deps, array_group=group, array_task=index,
                     array_max_running=request.array.max_running if request.array else None,
                     kill_grace=self.config.kill_grace)
-                # The script travels in job.json and becomes a file when the job starts:
-                # one file per submission keeps the submit path short.
-                write_json_atomic(job_dir / JOB_FILE, {**record.to_json(),
-                                                       "script": request.script},
-                                  durable=False)
-                self._add(record, job_dir)
+                lines.append(json.dumps({**record.to_json(), "script": request.script}))
+                job = self._add(record, self._jobs_dir / backend_id)
+                job.journalled_script = request.script
                 if index is not None:
                     result[index] = backend_id
+            # One append for the whole submission: no directory or file per job until
+            # the job starts (the platform's database is the durable copy, and
+            # reconciliation after a crash resubmits what the backend lost).
+            self._journal.write("\n".join(lines) + "\n")
+            self._journal.flush()
+            self._journalled += len(tasks)
             self._wake.set()
         first = str(tasks[0][2])
         return SubmitResult(backend_id=first, task_backend_ids=result)
@@ -228,8 +242,23 @@ class EmbeddedBackend(Backend):
                 self._reset_to_pending(job)
             self._wake.set()
 
+    def _materialize(self, job: _Job) -> None:
+        """Give a job that lives only in the journal its directory and `job.json`."""
+        if job.journalled_script is None:
+            return
+        job.directory.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(job.directory / JOB_FILE,
+                          {**job.record.to_json(), "script": job.journalled_script},
+                          durable=False)
+        job.journalled_script = None
+        self._journalled -= 1
+        if self._journalled == 0:
+            # Every journalled job has its directory now: start the journal afresh.
+            os.ftruncate(self._journal.fileno(), 0)
+
     def _rewrite_record(self, job: _Job) -> None:
         """Save a changed record, keeping the script of a job that has not started."""
+        self._materialize(job)
         data = job.record.to_json()
         if not (job.directory / SCRIPT_FILE).exists():
             old = read_json(job.directory / JOB_FILE) or {}
@@ -342,8 +371,26 @@ class EmbeddedBackend(Backend):
                     parent.dependents.append(record.backend_id)
         return job
 
+    def _recover_journal(self) -> None:
+        """Give every job the journal holds (and no directory does) its directory."""
+        try:
+            lines = self._journal_path.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn by a crash mid-write: never acknowledged, resubmitted
+            job_dir = self._jobs_dir / str(data["backend_id"])
+            if not (job_dir / JOB_FILE).exists():
+                job_dir.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(job_dir / JOB_FILE, data, durable=False)
+        self._journal_path.write_text("")
+
     def _recover(self) -> None:
-        """Rebuild state from the job directories (a restart of the service)."""
+        """Rebuild state from the journal and the job directories (a restart)."""
+        self._recover_journal()
         entries = []
         for job_dir in self._jobs_dir.iterdir():
             data = read_json(job_dir / JOB_FILE)
@@ -392,6 +439,7 @@ class EmbeddedBackend(Backend):
         job.exit_code = exit_code
         job.end_time = now
         if persist:
+            self._materialize(job)
             write_json_atomic(job.directory / STATUS_FILE, {
                 "state": state.value, "exit_code": exit_code,
                 "start_time": job.start_time if job.start_time is not None else now,
@@ -491,6 +539,7 @@ class EmbeddedBackend(Backend):
         job.start_time = now
         record = job.record
         Path(record.workdir).mkdir(parents=True, exist_ok=True)
+        self._materialize(job)
         stored = read_json(job.directory / JOB_FILE) or {}
         script_path = job.directory / SCRIPT_FILE
         if "script" in stored:
