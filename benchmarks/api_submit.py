@@ -217,8 +217,10 @@ def main() -> None:
         proc = psutil.Process(server.pid)
         pg_before = _pg_cpu()
         cpu_before = _tree_cpu(proc)
+        client_before = time.process_time()
         latencies, errors, elapsed = asyncio.run(
             _load(port, tokens, args.clients, args.seconds, args.warmup))
+        client_cpu = time.process_time() - client_before
         cpu_after = _tree_cpu(proc)
         pg_after = _pg_cpu()
         submitted, commits = batches[0], batches[1]
@@ -237,6 +239,8 @@ def main() -> None:
         "server_cpu_ms_per_request": round(server_cpu / max(warm, 1) * 1000, 3),
         "postgres_cpu_ms_per_request": round(_cpu_delta(pg_before, pg_after)
                                              / max(warm, 1) * 1000, 3),
+        # The load generator's own CPU (warm-up included), on the same two cores.
+        "client_cpu_ms_per_request": round(client_cpu / max(warm, 1) * 1000, 3),
         "mean_batch": round(submitted / max(commits, 1), 1), "api_processes": args.workers,
         "database": db_label, "clients": args.clients, "seconds": round(elapsed, 1),
         "requests": len(latencies), "errors": len(errors),
