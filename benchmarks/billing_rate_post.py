@@ -68,20 +68,30 @@ def setup(factory: sessionmaker[Session], projects: int, start: datetime) -> lis
 
 
 def records(n: int, projects: list[str], start: datetime, seed: int) -> Iterator[UsageRecord]:
-    rng = random.Random(seed)
+    """Synthetic finished jobs, as a parser of ``sacct`` output would yield them: one
+    `UsageRecord` each, with the TRES of a repeated allocation interned (a parser keeps
+    one per distinct TRES string) and user names from a fixed set."""
+    rand = random.Random(seed).random
+    parts, gpu_counts = ("cpu", "cpu", "cpu", "gpu", "bigmem"), (1, 2, 4, 8)
+    cpu_counts, mem_per_cpu = (1, 2, 4, 8, 16, 32, 64), (1024, 2048, 4096, 8192)
+    users = [f"user{u}" for u in range(1000)]
+    tres_of: dict[tuple[int, int, int], Tres] = {}
     for i in range(n):
-        part = rng.choice(("cpu", "cpu", "cpu", "gpu", "bigmem"))
-        gpus = rng.choice((1, 2, 4, 8)) if part == "gpu" else 0
-        cpus = rng.choice((1, 2, 4, 8, 16, 32, 64))
-        mem = cpus * rng.choice((1024, 2048, 4096, 8192))
-        seconds = rng.randint(0, 86400)
-        begin = start + timedelta(seconds=rng.randint(1, 30 * 86400))
+        part = parts[int(rand() * 5)]
+        gpus = gpu_counts[int(rand() * 4)] if part == "gpu" else 0
+        cpus = cpu_counts[int(rand() * 7)]
+        mem = cpus * mem_per_cpu[int(rand() * 4)]
+        tres = tres_of.get((cpus, mem, gpus))
+        if tres is None:
+            tres = tres_of[cpus, mem, gpus] = Tres(cpus, mem, gpus, 0)
+        seconds = int(rand() * 86401)
+        begin = start + timedelta(seconds=1 + int(rand() * 30 * 86400))
         yield UsageRecord(
-            key=ChargeKey("bench", str(i), 0), job_id="", project=rng.choice(projects),
-            partition=part, tres=Tres(cpus, mem, gpus, 0), state=rng.choice(STATES),
-            elapsed=seconds, started_at=begin, ended_at=begin + timedelta(seconds=seconds),
-            user=f"user{rng.randint(0, 999)}", gpu_type="a100" if gpus else None,
-            time_limit=86400)
+            key=ChargeKey("bench", str(i), 0), job_id="",
+            project=projects[int(rand() * len(projects))], partition=part, tres=tres,
+            state=STATES[int(rand() * len(STATES))], elapsed=seconds, started_at=begin,
+            ended_at=begin + timedelta(seconds=seconds), user=users[int(rand() * 1000)],
+            gpu_type="a100" if gpus else None, time_limit=86400)
 
 
 def server_cpu(factory: sessionmaker[Session]) -> dict[int, float]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lightgrid.center.billing import blocked_projects, manage
@@ -20,7 +20,13 @@ from lightgrid.core.sbatch import parse_script
 from lightgrid.settings import Settings
 from lightgrid.store.base import utcnow
 from lightgrid.store.models import Job
-from lightgrid.store.models.billing import ChargeRow, HoldRow, LedgerPosting, ReviewRow
+from lightgrid.store.models.billing import (
+    ChargeRow,
+    HoldRow,
+    LedgerPosting,
+    LedgerTransaction,
+    ReviewRow,
+)
 from tests.center.billing_support import (
     ACADEMIC,
     CPU_RATE,
@@ -246,6 +252,28 @@ def test_postings_are_immutable_in_the_database(quiet: Center,
         s.execute(update(LedgerPosting).values(amount=Decimal("1")))
     with pytest.raises(DBAPIError), quiet.factory() as s, s.begin():
         s.execute(delete(LedgerPosting))
+    # transactions too, so a posting's transaction never goes away
+    with pytest.raises(DBAPIError), quiet.factory() as s, s.begin():
+        s.execute(update(LedgerTransaction).values(memo="changed"))
+    with pytest.raises(DBAPIError), quiet.factory() as s, s.begin():
+        s.execute(delete(LedgerTransaction))
+    if quiet.engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError), quiet.factory() as s, s.begin():
+            s.execute(text("TRUNCATE ledger_transactions CASCADE"))
+    # a posting needs its transaction (a foreign key on SQLite, a per-statement check
+    # on PostgreSQL), whether the statement inserts one row or many
+    with quiet.factory() as s:
+        real = s.scalars(select(LedgerPosting.transaction_id)).first()
+    for ids in (["no-such-transaction"], [real, "no-such-transaction", real]):
+        with pytest.raises(IntegrityError), quiet.factory() as s, s.begin():
+            s.execute(insert(LedgerPosting), [{
+                "transaction_id": t, "line": 100 + i, "account": "x", "amount": Decimal(1),
+                "currency": "CNY", "created_at": utcnow()} for i, t in enumerate(ids)])
+    with quiet.factory() as s, s.begin():  # postings of existing transactions go in
+        s.execute(insert(LedgerPosting), [{
+            "transaction_id": real, "line": 100 + i, "account": "x",
+            "amount": Decimal(v), "currency": "CNY", "created_at": utcnow()}
+            for i, v in enumerate((1, -1))])
 
 
 def test_unpriced_job_is_reviewed_never_free_nor_dropped(

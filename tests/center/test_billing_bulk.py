@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lightgrid.center import tenancy
+from lightgrid.center.billing import ledger as sql
 from lightgrid.center.billing import limits, prices
-from lightgrid.center.billing.bulk import Ingestor, IngestStats, Rated
+from lightgrid.center.billing.bulk import Ingestor, IngestStats
 from lightgrid.center.billing.funds import Funds
 from lightgrid.center.billing.ledger import exact
 from lightgrid.center.billing.service import CENTER_TZ
@@ -212,15 +214,19 @@ class Watched(Ingestor):
     """Records how far the stream was read ahead of what was posted."""
 
     pulled = 0
+    posted = 0
+    batches = 0
     ahead: list[int]
     fail_at: int | None = None
 
-    def _post(self, session: Session, rated: list[Rated], at: datetime,
-              stats: IngestStats) -> None:
-        self.ahead.append(self.pulled - stats.records)
-        if self.fail_at is not None and stats.batches == self.fail_at:
+    def _commit(self, prepared: Any, at: datetime) -> IngestStats:
+        self.ahead.append(self.pulled - self.posted)
+        if self.fail_at is not None and self.batches == self.fail_at:
             raise RuntimeError("writer failed")
-        super()._post(session, rated, at, stats)
+        stats = super()._commit(prepared, at)
+        self.posted += len(prepared.rated)
+        self.batches += 1
+        return stats
 
 
 def test_the_stream_is_read_a_bounded_way_ahead(factory: sessionmaker[Session]) -> None:
@@ -238,6 +244,93 @@ def test_the_stream_is_read_a_bounded_way_ahead(factory: sessionmaker[Session]) 
     assert stats.records == 4000 and stats.batches == 40
     # the batch being posted, `depth` waiting and one being rated (plus one read)
     assert max(ingestor.ahead) <= 100 * (2 + 2) + 1
+
+
+def test_a_key_charged_before_is_skipped_even_when_now_unpriced(
+        factory: sessionmaker[Session]) -> None:
+    """Exactly once across batches and paths: keys already charged are skipped whether
+    they would be charged again or sent to review, and in a batch mixing old and new
+    keys only the new ones are charged."""
+    now = datetime.now(UTC)
+    projects = setup(factory, now)
+    records = [r for r in stream(600, projects, now, 11)
+               if r.started and r.partition == "cpu" and r.state is JobState.COMPLETED]
+    first = Ingestor(factory, "c", Funds("CNY", CENTER_TZ), batch_size=50).run(
+        iter(records[:40]), now)
+    assert first.charged == len({str(r.key) for r in records[:40]}) > 0
+    moved = [replace(r, partition="nowhere") for r in records[:40]]  # now unpriced
+    again = Ingestor(factory, "c", Funds("CNY", CENTER_TZ), batch_size=50).run(
+        iter(moved + records[40:]), now)
+    assert again.reviewed == 0 and again.skipped >= len(moved)
+    assert again.charged == len({str(r.key) for r in records}) - first.charged
+    with factory() as s:
+        assert _count(s, ReviewRow) == 0
+        assert _count(s, ChargeRow) == len({str(r.key) for r in records})
+        assert exact(s.scalar(select(func.sum(LedgerPosting.amount)))) == 0
+
+
+class Meddled(Ingestor):
+    """Moves wallets and a credit limit between batches, as other transactions may."""
+
+    batches = 0
+    rebuilt = 0
+    org1_at_cut = Decimal(0)
+
+    def _commit(self, prepared: Any, at: datetime) -> IngestStats:
+        self.batches += 1
+        with self.factory() as s, s.begin():
+            if self.batches == 2:  # more funds than the batch was built with
+                for project in ("p00", "p10", "p20"):
+                    self.funds.top_up(s, f"project:{project}", "500.00",
+                                      method="bank_transfer", reference=f"more-{project}",
+                                      at=at)
+            if self.batches == 3:  # less
+                for project in ("p00", "p10", "p20"):
+                    funds = -sql.balances(s, [f"wallet:project:{project}"])[
+                        f"wallet:project:{project}"]
+                    if funds > 0:
+                        self.funds.refund(s, f"project:{project}", f"{funds:.2f}",
+                                          method="bank_transfer", at=at, reason="gone",
+                                          reference=f"back-{project}")
+            if self.batches == 8:  # a smaller credit line: five more
+                self.org1_at_cut = sql.balances(s, ["wallet:org:org1"])["wallet:org:org1"]
+                limits.limit_row(s, "org:org1").credit_limit = self.org1_at_cut + 5
+        return super()._commit(prepared, at)
+
+    def _post(self, session: Session, prepared: Any, at: datetime) -> IngestStats:
+        self.rebuilt += 1
+        return super()._post(session, prepared, at)
+
+
+def test_batches_built_ahead_are_rebuilt_when_balances_move(
+        factory: sessionmaker[Session]) -> None:
+    """Rows are built before their batch locks the wallets; a top-up, a refund or a new
+    credit limit in between makes the batch be built again, so every draw is on the
+    real balances: the project's funds, the organization's credit, the receivable."""
+    now = datetime.now(UTC)
+    projects = setup(factory, now)
+    records = [r for r in stream(3000, projects, now, 13) if r.partition == "gpu"
+               and r.project in ("p00", "p10", "p11", "p20")]
+    with factory() as s, s.begin():
+        limits.limit_row(s, "org:org1").credit_limit = Decimal("100000.00")
+    ingestor = Meddled(factory, "c", Funds("CNY", CENTER_TZ), batch_size=20)
+    stats = ingestor.run(iter(records), now)
+    assert stats.batches == -(-len(records) // 20) >= 10
+    assert 3 <= ingestor.rebuilt < stats.batches  # the moved batches, then in step again
+    with factory() as s:
+        balances = {b.account: exact(b.balance) for b in s.scalars(select(LedgerBalance))}
+        sums = dict(s.execute(select(LedgerPosting.account, func.sum(
+            LedgerPosting.amount)).group_by(LedgerPosting.account)).all())
+        charges = list(s.scalars(select(ChargeRow)))
+    assert sum(exact(v) for v in sums.values()) == 0
+    for account, total in sums.items():
+        assert balances[account] == exact(total), account
+    for project in projects:  # never overdrawn, whatever the batch was built with
+        assert balances.get(f"wallet:project:{project}", Decimal(0)) <= 0, project
+    org1 = balances.get("wallet:org:org1", Decimal(0))
+    assert 0 < ingestor.org1_at_cut < org1 <= ingestor.org1_at_cut + 5  # credit, within
+    assert any(c.to_receivable for c in charges)
+    assert all(c.from_funds + c.to_receivable == c.amount for c in charges)
 
 
 def test_a_failed_batch_stops_the_run_and_a_replay_completes_it(

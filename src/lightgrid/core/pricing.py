@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from lightgrid.core.errors import InvalidRequest, NotFound
 from lightgrid.core.jobs import JobState
@@ -541,6 +542,35 @@ class HourlyRate:
     source: PriceSource
     price_version: int
     contract_id: str | None
+    #: Indexes of the billed lines when they do not depend on the hours (SUM, or a MAX
+    #: group whose largest rate is far enough ahead to win at any hours), else None.
+    billed: tuple[int, ...] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "billed", _fixed_lines(self.per_hour, self.in_group))
+
+    def cents(self, seconds: int) -> tuple[int, tuple[Resource, ...], list[Decimal]]:
+        """`charge()` in whole cents: (amount, billed resources, their line amounts).
+
+        With fixed billed lines only those are multiplied (a MAX group's others would
+        lose anyway); the additions, discount, minimum and rounding are `charge()`'s.
+        """
+        fixed = self.billed
+        if fixed is None or seconds <= 0:
+            amount, weights = self.charge(seconds)
+            return (int(amount.scaleb(2)), tuple(r for r, _ in weights),
+                    [a for _, a in weights])
+        hours = RATE_CONTEXT.divide(Decimal(seconds), _SECONDS_PER_HOUR)
+        mul = RATE_CONTEXT.multiply
+        per_hour = self.per_hour
+        amounts = [mul(per_hour[i], hours) for i in fixed]
+        gross = sum(amounts, _ZERO)  # price()'s additions, in the same order
+        # a zero discount leaves gross unchanged (gross has at most the context's digits)
+        net = gross - mul(gross, self.discount_rate) if self.discount_rate else gross
+        if net < self.minimum_charge:
+            net = self.minimum_charge
+        rounded = net.quantize(_CENT, rounding=ROUND_HALF_UP, context=RATE_CONTEXT)
+        return int(rounded.scaleb(2)), tuple(self.resources[i] for i in fixed), amounts
 
     def charge(self, seconds: int) -> tuple[Decimal, list[tuple[Resource, Decimal]]]:
         """The rounded amount for `seconds` and the billed line amounts (the weights)."""
@@ -565,6 +595,30 @@ class HourlyRate:
         if seconds > 0 and net < self.minimum_charge:
             net = self.minimum_charge
         return net.quantize(_CENT, rounding=ROUND_HALF_UP, context=RATE_CONTEXT), weights
+
+
+def _fixed_lines(per_hour: tuple[Decimal, ...],
+                 in_group: tuple[bool, ...]) -> tuple[int, ...] | None:
+    """The billed line indexes if the same for every positive number of hours.
+
+    Each line amount is its per-hour rate times the hours, rounded to 34 digits, so a
+    larger rate never gives a smaller amount: the group's first largest rate wins
+    unless an earlier line's rate is so close below it that rounding could make the
+    two amounts equal (then the earlier would win the tie); that case is left to
+    `charge()`.
+    """
+    group = [i for i, g in enumerate(in_group) if g]
+    if not group:
+        return tuple(range(len(per_hour)))
+    top = group[0]
+    for i in group:
+        if per_hour[i] > per_hour[top]:
+            top = i
+    margin = 1 + Fraction(1, 10 ** 30)  # far beyond two roundings at 34 digits
+    if any(Fraction(per_hour[i]) * margin >= Fraction(per_hour[top])
+           for i in group if i < top):
+        return None
+    return tuple(i for i, g in enumerate(in_group) if i == top or not g)
 
 
 class RateCache:

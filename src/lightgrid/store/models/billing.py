@@ -1,8 +1,8 @@
 """Billing: price books, the double-entry ledger, holds, charges, limits, invoices.
 
-Postings are append-only (the migration adds triggers refusing UPDATE and DELETE);
-`ledger_balances` keeps each account's running balance and is the row that admission
-locks (``SELECT ... FOR UPDATE``) so parallel holds cannot overspend.
+Postings and transactions are append-only (the migrations add triggers refusing
+UPDATE and DELETE); `ledger_balances` keeps each account's running balance and is the
+row that admission locks (``SELECT ... FOR UPDATE``) so parallel holds cannot overspend.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,16 +55,25 @@ class ContractRow(Base):
 
 
 class LedgerTransaction(Base):
-    """A balanced set of postings. `receipt` (method/reference) makes top-ups idempotent."""
+    """A balanced set of postings. `receipt` (method/reference) makes top-ups idempotent.
+
+    Append-only like its postings (database triggers, migration 0004).
+    """
 
     __tablename__ = "ledger_transactions"
+    __table_args__ = (
+        # PostgreSQL: only the transactions that have a receipt (top-ups) are indexed;
+        # SQLite keeps the table's unique constraint of the same name.
+        Index("uq_ledger_transactions_receipt", "receipt", unique=True,
+              postgresql_where=text("receipt IS NOT NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     memo: Mapped[str] = mapped_column(String(500), default="")
     refs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    receipt: Mapped[str | None] = mapped_column(String(300), unique=True, nullable=True)
+    receipt: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class LedgerPosting(Base):
@@ -72,9 +82,13 @@ class LedgerPosting(Base):
     __tablename__ = "ledger_postings"
     __table_args__ = (
         CheckConstraint("amount <> 0", name="nonzero"),
-        Index("ix_ledger_postings_account_created", "account", "created_at"),
+        # PostgreSQL: funds accounts only, the ones read by period (migration 0004)
+        Index("ix_ledger_postings_account_created", "account", "created_at",
+              postgresql_where=text("account LIKE 'wallet:%' OR account LIKE 'hold:%'")),
     )
 
+    # A foreign key on SQLite; on PostgreSQL one check per INSERT/COPY statement
+    # (migration 0004) instead of one per posting.
     transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"),
                                                 primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -141,7 +155,7 @@ class ChargeRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
-    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     project: Mapped[str] = mapped_column(String(64))
     user: Mapped[str | None] = mapped_column(String(64), nullable=True)
     partition: Mapped[str] = mapped_column(String(64))
