@@ -60,9 +60,10 @@ def test_agrees_on_long_prefixes(traces, name, policy):
     _compare(str(traces / name), None, 20000 if policy != "conservative" else 6000, policy)
 
 
-def test_vector_profile_plans_like_the_int_profile(traces, monkeypatch):
-    """The generic (Tres-capable) profile and the int fast path give one schedule."""
-    from lightgrid.core.scheduling import conservative, profile
+def test_every_profile_layout_plans_alike(traces, monkeypatch):
+    """The plan kept in bytes, the plan kept in lists, and planning from scratch over
+    the generic (Tres-capable) profile give one schedule."""
+    from lightgrid.core.scheduling import conservative, plan, profile
 
     path = str(traces / "HPC2N-2002-2.2-cln.swf.gz")
 
@@ -72,6 +73,9 @@ def test_vector_profile_plans_like_the_int_profile(traces, monkeypatch):
                        on_job=lambda i, s, st, e, p: got.__setitem__(i, st))
         return got
 
-    fast = run()
+    packed = run()
+    monkeypatch.setattr(plan, "BYTE_LIMIT", 0)
+    assert run() == packed
+    monkeypatch.setattr(plan.Plan, "usable", staticmethod(lambda state: False))
     monkeypatch.setattr(conservative, "profile_of_running", profile.Profile.of_running)
-    assert run() == fast
+    assert run() == packed

@@ -69,6 +69,15 @@ def test_conservative_backfills_into_holes_and_starts_reservations_on_time(write
     assert starts(path, "conservative") == {1: 0, 3: 0, 5: 5, 2: 10, 4: 20}
 
 
+def test_conservative_moves_a_zero_estimate_job_when_its_room_is_taken(write_swf):
+    # P=4. 1 (1 proc, 5 s) runs [0, 5). 2 (4 procs, estimate 0) needs all 4 free at its
+    # start instant only: planned at 5, it reserves nothing. 3 (1 proc, 2 s) arrives at
+    # 4 and fits [4, 6) at once. At 5, planning from scratch sees 3 running: 2 waits
+    # until 6 (it does not start at 5 as planned at 4).
+    path = write_swf(4, [(1, 0, 5, 1, 5), (2, 0, 0, 4, 0), (3, 4, 2, 1, 2)])
+    assert starts(path, "conservative") == {1: 0, 3: 4, 2: 6}
+
+
 @pytest.mark.parametrize("policy", ["fcfs", "easy", "conservative"])
 def test_early_completion_lets_the_queue_move_up(write_swf, policy):
     # 1 is estimated at 10 s but ends at 3: 2 starts then, not at 10.

@@ -32,12 +32,23 @@ def test_start_finish_track_free_and_running_by_estimated_end():
     assert s.free == 3
     assert [j.key for j in s.running] == ["b", "a"]
     reshape = s.reshape
+    s.freed = []  # a policy collecting early ends
     s.finish(b, 15)  # on its estimate: the plan is unchanged
     assert s.reshape == reshape
-    s.finish(a, 20)  # early
+    assert s.freed == []
+    s.finish(a, 20)  # early: its 4 units were held until 30
     assert s.reshape == reshape + 1
-    assert s.released == 30
+    assert s.freed == [(30, 4)]
     assert s.free == 10 and not s.running
+
+
+def test_early_ends_are_only_collected_on_request():
+    s = ClusterState(10, 0)
+    a = job("a", req=4, est=30)
+    s.start(a, 0)
+    assert s.started == 1  # started from outside a policy's pass
+    s.finish(a, 5)
+    assert s.freed is None
 
 
 def test_remove_drops_a_pending_job():

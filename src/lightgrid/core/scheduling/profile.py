@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from itertools import repeat
 from operator import sub
 from typing import Any
@@ -39,12 +38,9 @@ class Profile:
                 avail[-1] = avail[-1] + job.request
         return cls(times, avail)
 
-    def copy(self) -> Profile:
-        return Profile(self.times[:], self.avail[:])
-
-    def fit(self, req: Any, duration: float, k: int = 0, stop: float = math.inf) -> int:
-        """Index of the earliest step, from step `k` on and starting before `stop`, at
-        whose start `req` fits for `duration`; -1 if there is none.
+    def fit(self, req: Any, duration: float, k: int = 0) -> int:
+        """Index of the earliest step, from step `k` on, at whose start `req` fits for
+        `duration`; -1 if there is none.
 
         A zero duration needs `req` free at the start instant only.
         """
@@ -56,10 +52,7 @@ class Profile:
                 k += 1
                 if k == n:
                     return -1
-            start = times[k]
-            if start >= stop:
-                return -1
-            end = start + duration
+            end = times[k] + duration
             m = k + 1
             while m < n and times[m] < end:
                 if not req <= avail[m]:
@@ -70,21 +63,6 @@ class Profile:
             k = m + 1
             if k == n:
                 return -1
-
-    def fits_at(self, req: Any, duration: float, k: int) -> bool:
-        """Whether `req` fits for `duration` from the start of step `k`."""
-        times = self.times
-        avail = self.avail
-        if not req <= avail[k]:
-            return False
-        end = times[k] + duration
-        n = len(times)
-        m = k + 1
-        while m < n and times[m] < end:
-            if not req <= avail[m]:
-                return False
-            m += 1
-        return True
 
     def reserve(self, k: int, duration: float, req: Any) -> None:
         """Take `req` during [times[k], times[k] + duration)."""
@@ -102,15 +80,6 @@ class Profile:
         else:
             avail[k:e] = map(sub, avail[k:e], repeat(req, e - k))
 
-    def advance(self, now: float) -> None:
-        """Forget the past: the profile starts at `now`."""
-        times = self.times
-        k = bisect_right(times, now) - 1
-        if k > 0:
-            del times[:k]
-            del self.avail[:k]
-        times[0] = now
-
 
 class IntProfile(Profile):
     """A `Profile` of plain numbers, checking windows with C-level `min` over slices.
@@ -120,15 +89,10 @@ class IntProfile(Profile):
 
     __slots__ = ()
 
-    def fit(self, req: Any, duration: float, k: int = 0, stop: float = math.inf) -> int:
+    def fit(self, req: Any, duration: float, k: int = 0) -> int:
         times = self.times
         avail = self.avail
         n = len(times)
-        if stop != math.inf:
-            # Only starts before `stop` count: give up at once if none has room.
-            n = bisect_left(times, stop, k)
-            if n <= k or max(avail[k:n]) < req:
-                return -1
         while True:
             while avail[k] < req:
                 k += 1
@@ -145,11 +109,6 @@ class IntProfile(Profile):
             k = m + 1
             if k >= n:
                 return -1
-
-    def fits_at(self, req: Any, duration: float, k: int) -> bool:
-        times = self.times
-        m = bisect_left(times, times[k] + duration, k + 1)
-        return bool(min(self.avail[k:m]) >= req)
 
 
 def profile_of_running(state: ClusterState, now: float) -> Profile:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -23,13 +22,14 @@ class ClusterState:
     foresee (a job ending off its estimate, a removal, an out-of-order add). `fresh`
     counts jobs appended to the end of the queue since the last pass; `requeue` moves
     when the queue changes otherwise than by such appends or by a policy starting
-    jobs (a removal, an out-of-order add). `released` is the latest time up to which
-    resources became free earlier than planned since the last pass (a job ending
-    before its estimate, or a removal: infinity).
+    jobs (a removal, an out-of-order add); `started` moves on every `start` (a job
+    started by the caller rather than by a policy's pass). While `freed` is a list
+    (a policy sets it), each job ending before its estimate appends its
+    ``(estimated_end, request)`` to it.
     """
 
-    __slots__ = ("cache", "capacity", "ends", "epoch", "free", "fresh", "queue", "released",
-                 "requeue", "reshape", "zero")
+    __slots__ = ("cache", "capacity", "ends", "epoch", "free", "freed", "fresh", "queue",
+                 "requeue", "reshape", "started", "zero")
 
     def __init__(self, capacity: Any, zero: Any) -> None:
         self.capacity = capacity
@@ -41,7 +41,8 @@ class ClusterState:
         self.reshape = 0
         self.requeue = 0
         self.fresh = 0
-        self.released = -math.inf
+        self.started = 0
+        self.freed: list[tuple[float, Any]] | None = None
         # Owned by the policy that schedules this state; see each policy.
         self.cache: Any = None
 
@@ -74,7 +75,6 @@ class ClusterState:
     def remove(self, job: SchedJob) -> None:
         """Drop a pending job (e.g. cancelled)."""
         self.queue.remove(job)
-        self.released = math.inf
         self.epoch += 1
         self.reshape += 1
         self.requeue += 1
@@ -84,6 +84,7 @@ class ClusterState:
         job.start = now
         self.free = self.free - job.request
         self.ends.add((now + job.estimate, job.key, job))
+        self.started += 1
 
     def finish(self, job: SchedJob, now: float) -> None:
         """A running job ended at `now` (on, before or after its estimate)."""
@@ -96,8 +97,8 @@ class ClusterState:
         self.epoch += 1
         if now != end:
             self.reshape += 1
-            if now < end and end > self.released:
-                self.released = end
+            if now < end and self.freed is not None:
+                self.freed.append((end, job.request))
 
     def earliest_end(self, now: float) -> float | None:
         """The earliest estimated end among running jobs, never before `now`."""
